@@ -1,0 +1,151 @@
+//! Format-free primitives: AES-256-GCM with 12- and 32-byte nonces, RSA-OAEP-SHA256,
+//! SHA-512, constant-time comparison and the operating system's random generator.
+//!
+//! RSA is `aws-lc-rs` (constant-time, not affected by RUSTSEC-2023-0071). AES-GCM is the
+//! RustCrypto `aes-gcm` crate because SOPS uses 32-byte nonces, which `aws-lc-rs` does
+//! not offer; on x86-64 and aarch64 it uses the AES and carry-less-multiply instructions.
+
+use aes_gcm::aead::consts::{U12, U32};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aes::Aes256;
+use aes_gcm::{AesGcm, Nonce, Tag};
+use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey};
+use zeroize::Zeroizing;
+
+use crate::secret::KEY_LEN;
+
+/// Length of an AES-GCM authentication tag.
+pub const TAG_LEN: usize = 16;
+
+/// Fills `buf` from the operating system's cryptographic random generator.
+///
+/// # Panics
+/// If the operating system cannot provide randomness, which leaves no safe way on.
+pub fn fill_random(buf: &mut [u8]) {
+    aws_lc_rs::rand::fill(buf).expect("the operating system random generator failed");
+}
+
+/// AES-256-GCM with the standard 12-byte nonce (Sealed Secrets).
+pub(crate) type Aes256Gcm12 = AesGcm<Aes256, U12>;
+/// AES-256-GCM with a 32-byte nonce, as SOPS uses (J0 derived through GHASH).
+pub(crate) type Aes256Gcm32 = AesGcm<Aes256, U32>;
+
+/// Builds an AES-256-GCM cipher with 32-byte nonces from a key.
+pub(crate) fn gcm32(key: &[u8; KEY_LEN]) -> Aes256Gcm32 {
+    Aes256Gcm32::new(key.into())
+}
+
+/// Encrypts `buf` in place with a 12-byte all-zero nonce and no AAD, appending the tag.
+/// Only safe because the key is used for exactly one message.
+pub(crate) fn gcm12_zero_nonce_seal(key: &[u8; KEY_LEN], buf: &mut Vec<u8>) -> Result<(), ()> {
+    let cipher = Aes256Gcm12::new(key.into());
+    let tag = cipher
+        .encrypt_in_place_detached(&Nonce::<U12>::default(), &[], buf)
+        .map_err(|_| ())?;
+    buf.extend_from_slice(&tag);
+    Ok(())
+}
+
+/// Opens `ciphertext || tag` sealed with a 12-byte all-zero nonce and no AAD.
+pub(crate) fn gcm12_zero_nonce_open(
+    key: &[u8; KEY_LEN],
+    sealed: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    let split = sealed.len().checked_sub(TAG_LEN)?;
+    let (ciphertext, tag) = sealed.split_at(split);
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    Aes256Gcm12::new(key.into())
+        .decrypt_in_place_detached(&Nonce::<U12>::default(), &[], &mut buf, Tag::from_slice(tag))
+        .ok()?;
+    Some(buf)
+}
+
+/// Encrypts in place under a 32-byte nonce; returns the detached tag.
+pub(crate) fn gcm32_seal(
+    cipher: &Aes256Gcm32,
+    nonce: &[u8; 32],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Option<[u8; TAG_LEN]> {
+    cipher
+        .encrypt_in_place_detached(Nonce::<U32>::from_slice(nonce), aad, buf)
+        .ok()
+        .map(Into::into)
+}
+
+/// Decrypts in place under a 32-byte nonce and a detached tag.
+pub(crate) fn gcm32_open(
+    cipher: &Aes256Gcm32,
+    nonce: &[u8; 32],
+    aad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Option<()> {
+    cipher
+        .decrypt_in_place_detached(Nonce::<U32>::from_slice(nonce), aad, buf, tag.into())
+        .ok()
+}
+
+/// RSA-OAEP with SHA-256 for both the hash and MGF1, with a label.
+pub(crate) fn rsa_oaep_encrypt(
+    key: &OaepPublicEncryptingKey,
+    label: &[u8],
+    plaintext: &[u8],
+) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; key.ciphertext_size()];
+    let len = key
+        .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, Some(label))
+        .ok()?
+        .len();
+    out.truncate(len);
+    Some(out)
+}
+
+/// RSA-OAEP-SHA256 decryption with a label; `None` on any failure, whatever its cause.
+pub(crate) fn rsa_oaep_decrypt(
+    key: &OaepPrivateDecryptingKey,
+    label: &[u8],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
+    let len = key
+        .decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, Some(label))
+        .ok()?
+        .len();
+    out.truncate(len);
+    Some(out)
+}
+
+/// Constant-time equality of two byte strings (the lengths are not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Incremental SHA-512.
+pub(crate) struct Sha512(aws_lc_rs::digest::Context);
+
+impl Sha512 {
+    pub(crate) fn new() -> Self {
+        Self(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA512))
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub(crate) fn finish(self) -> [u8; 64] {
+        let digest = self.0.finish();
+        let mut out = [0u8; 64];
+        out.copy_from_slice(digest.as_ref());
+        out
+    }
+}
+
+/// SHA-256 of `data`.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
