@@ -1,1 +1,65 @@
-//! x
+//! Support for gitseal's interoperability tests: where the shared upstream fixtures live,
+//! how to find the external tools the test script installs, and a small reader of
+//! sops-written files used to check the crypto crate against them.
+//!
+//! Tests that need `../shared` skip with a message when it is absent; tests that need an
+//! external tool skip when it is missing, unless `GITSEAL_REQUIRE_TOOLS=1` (set by
+//! `scripts/test.sh`), in which case a missing tool is a failure.
+
+pub mod sopsdoc;
+
+use std::path::{Path, PathBuf};
+
+/// The shared fixtures directory: `$GITSEAL_SHARED`, else `shared/` beside the repository.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("GITSEAL_SHARED") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+    };
+    dir.join("fixtures").is_dir().then_some(dir)
+}
+
+/// The repository root.
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Returns the shared fixtures directory, or makes the calling test return early after
+/// saying why.
+#[macro_export]
+macro_rules! require_shared {
+    () => {
+        match $crate::shared_dir() {
+            Some(dir) => dir,
+            None => {
+                eprintln!(
+                    "SKIPPED: ../shared/fixtures not found beside the repository \
+                     (set GITSEAL_SHARED to its path); CI always has it"
+                );
+                return;
+            }
+        }
+    };
+}
+
+/// Finds an external tool: the value of `env_var` if set, else `name` on `PATH`.
+///
+/// When it is missing, returns `None` after printing a skip notice, or panics when
+/// `GITSEAL_REQUIRE_TOOLS=1`.
+pub fn tool(name: &str, env_var: &str) -> Option<PathBuf> {
+    let found = std::env::var_os(env_var).map(PathBuf::from).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        })
+    });
+    if found.is_none() {
+        let message = format!("`{name}` not found (set {env_var} or put it on PATH; scripts/test.sh installs it)");
+        if std::env::var("GITSEAL_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED: {message}");
+    }
+    found
+}
