@@ -54,12 +54,21 @@ pub fn tool(name: &str, env_var: &str) -> Option<PathBuf> {
                 .find(|candidate| candidate.is_file())
         })
     });
-    if found.is_none() {
-        let message = format!("`{name}` not found (set {env_var} or put it on PATH; scripts/test.sh installs it)");
-        if std::env::var("GITSEAL_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{message}");
-        }
-        eprintln!("SKIPPED: {message}");
+    found.or_else(|| missing(&format!("`{name}` not found (set {env_var} or put it on PATH)")))
+}
+
+/// Finds a tool given only through `env_var` (e.g. a Python interpreter with the oracle
+/// packages installed), with the same skip-or-fail rule as [`tool`].
+pub fn tool_from_env(env_var: &str, what: &str) -> Option<PathBuf> {
+    let found = std::env::var_os(env_var).map(PathBuf::from);
+    found.or_else(|| missing(&format!("{env_var} is not set: it names {what}")))
+}
+
+fn missing(message: &str) -> Option<PathBuf> {
+    let message = format!("{message}; scripts/test.sh installs it");
+    if std::env::var("GITSEAL_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{message}");
     }
-    found
+    eprintln!("SKIPPED: {message}");
+    None
 }

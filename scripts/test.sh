@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs every check of the project on a fresh machine of the `rust` kind, or again on a
+# machine that already ran it: installs the external tools the tests need (pinned,
+# idempotent, never prompting), then formatting, lints, all tests and the docs.
+#
+#   bash scripts/test.sh
+#
+# Tools installed: Debian's `age` (reference age implementation) and, in a virtualenv
+# under target/, PyPI's independent kubeseal-format implementations.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+AGE_DEB_VERSION="1.1.1-1+b3"
+# Independent kubeseal-format implementations (see tests/interop/kubeseal_oracle.py).
+# aes-gcm-rsa-oaep 0.1.0 declares cryptography<38, which conflicts with kubesealpy; its
+# code works with current cryptography, so it is installed without its dependencies.
+PYTHON_PACKAGES=(kubesealpy==1.0.1 cryptography==50.0.2)
+PYTHON_NODEPS_PACKAGES=(aes-gcm-rsa-oaep==0.1.0)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    sudo -n "$@"
+  else
+    echo "error: '$*' needs root (or password-less sudo)" >&2
+    return 1
+  fi
+}
+
+install_age() {
+  if command -v age >/dev/null && [ "$(age --version)" = "${AGE_DEB_VERSION%%-*}" ]; then
+    return
+  fi
+  step "installing age ${AGE_DEB_VERSION} (Debian)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "age=${AGE_DEB_VERSION}"
+}
+
+install_python_oracles() {
+  local venv="$ROOT/target/interop-venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    step "creating $venv"
+    python3 -m venv "$venv"
+  fi
+  local pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+  local installed missing=0 package
+  installed=$("$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null \
+    | tr 'A-Z_' 'a-z-')
+  for package in "${PYTHON_PACKAGES[@]}" "${PYTHON_NODEPS_PACKAGES[@]}"; do
+    grep -qxF "$package" <<<"$installed" || missing=1
+  done
+  if [ "$missing" = 1 ]; then
+    step "installing ${PYTHON_PACKAGES[*]} ${PYTHON_NODEPS_PACKAGES[*]} into $venv"
+    "${pip[@]}" "${PYTHON_PACKAGES[@]}"
+    "${pip[@]}" --no-deps "${PYTHON_NODEPS_PACKAGES[@]}"
+  fi
+  export GITSEAL_PYTHON="$venv/bin/python"
+}
+
+install_age
+install_python_oracles
+export GITSEAL_AGE="$(command -v age)"
+# A missing tool fails the run instead of skipping its tests.
+export GITSEAL_REQUIRE_TOOLS=1
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "all checks passed"
