@@ -46,7 +46,10 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let items = if args.items.is_empty() {
         vec![
             ("username".to_owned(), "admin".to_owned()),
-            ("password".to_owned(), "correct horse battery staple".to_owned()),
+            (
+                "password".to_owned(),
+                "correct horse battery staple".to_owned(),
+            ),
         ]
     } else {
         args.items.clone()
@@ -55,17 +58,29 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let started = Instant::now();
     let key = PrivateKey::generate(args.key_size)
         .with_context(|| format!("generating a {}-bit RSA key", args.key_size))?;
-    writeln!(out, "# generated a {}-bit controller key in {:.0?}", key.bits(), started.elapsed())?;
+    writeln!(
+        out,
+        "# generated a {}-bit controller key in {:.0?}",
+        key.bits(),
+        started.elapsed()
+    )?;
 
     let label = args.scope.label(&args.namespace, &args.name);
     let public = key.public_key();
     let started = Instant::now();
     let mut sealed = Vec::with_capacity(items.len());
     for (item, value) in &items {
-        let value = seal(&public, &label, value.as_bytes()).with_context(|| format!("sealing item {item:?}"))?;
+        let value = seal(&public, &label, value.as_bytes())
+            .with_context(|| format!("sealing item {item:?}"))?;
         sealed.push((item.as_str(), value));
     }
-    writeln!(out, "# sealed {} item(s) ({} scope) in {:.1?}", sealed.len(), args.scope, started.elapsed())?;
+    writeln!(
+        out,
+        "# sealed {} item(s) ({} scope) in {:.1?}",
+        sealed.len(),
+        args.scope,
+        started.elapsed()
+    )?;
     write_sealed_secret(out, args, &sealed)?;
 
     let keyring = Keyring::new(vec![key]);
@@ -78,24 +93,55 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             bail!("item {item:?} did not survive the round trip");
         }
     }
-    writeln!(out, "# unsealed and verified {} item(s) in {:.1?}", sealed.len(), started.elapsed())?;
+    writeln!(
+        out,
+        "# unsealed and verified {} item(s) in {:.1?}",
+        sealed.len(),
+        started.elapsed()
+    )?;
     Ok(())
 }
 
 /// Writes the SealedSecret manifest as kubeseal's YAML output lays it out.
-fn write_sealed_secret(out: &mut dyn Write, args: &Args, sealed: &[(&str, String)]) -> std::io::Result<()> {
-    let annotation = args.scope.annotation().map(|a| format!("    {a}: \"true\"\n"));
-    let annotations = annotation.map(|a| format!("  annotations:\n{a}")).unwrap_or_default();
-    writeln!(out, "---\napiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:")?;
+fn write_sealed_secret(
+    out: &mut dyn Write,
+    args: &Args,
+    sealed: &[(&str, String)],
+) -> std::io::Result<()> {
+    let annotation = args
+        .scope
+        .annotation()
+        .map(|a| format!("    {a}: \"true\"\n"));
+    let annotations = annotation
+        .map(|a| format!("  annotations:\n{a}"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "---\napiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:"
+    )?;
     write!(out, "{annotations}")?;
-    writeln!(out, "  name: {}\n  namespace: {}\nspec:\n  encryptedData:", args.name, args.namespace)?;
+    writeln!(
+        out,
+        "  name: {}\n  namespace: {}\nspec:\n  encryptedData:",
+        args.name, args.namespace
+    )?;
     let mut sorted: Vec<_> = sealed.iter().collect();
     sorted.sort_by_key(|(item, _)| *item);
     for (item, value) in sorted {
         writeln!(out, "    {item}: {value}")?;
     }
     writeln!(out, "  template:\n    metadata:")?;
-    write!(out, "{}", annotations.replace("\n  ", "\n      ").replacen("  annotations", "      annotations", 1))?;
-    writeln!(out, "      name: {}\n      namespace: {}", args.name, args.namespace)?;
+    write!(
+        out,
+        "{}",
+        annotations
+            .replace("\n  ", "\n      ")
+            .replacen("  annotations", "      annotations", 1)
+    )?;
+    writeln!(
+        out,
+        "      name: {}\n      namespace: {}",
+        args.name, args.namespace
+    )?;
     Ok(())
 }

@@ -54,7 +54,11 @@ pub fn tool(name: &str, env_var: &str) -> Option<PathBuf> {
                 .find(|candidate| candidate.is_file())
         })
     });
-    found.or_else(|| missing(&format!("`{name}` not found (set {env_var} or put it on PATH)")))
+    found.or_else(|| {
+        missing(&format!(
+            "`{name}` not found (set {env_var} or put it on PATH)"
+        ))
+    })
 }
 
 /// Finds a tool given only through `env_var` (e.g. a Python interpreter with the oracle
@@ -71,4 +75,30 @@ fn missing(message: &str) -> Option<PathBuf> {
     }
     eprintln!("SKIPPED: {message}");
     None
+}
+
+/// Runs `command` with `stdin` as its standard input and returns its standard output,
+/// panicking with its standard error if it fails.
+pub fn run_with_stdin(command: &mut std::process::Command, stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait for the child");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
 }

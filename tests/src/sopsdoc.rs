@@ -153,12 +153,17 @@ fn parse_yaml(text: &str) -> Result<File, String> {
             }
             Event::Scalar(value, style, anchor, tag) => {
                 let tag = tag.map(|t| t.suffix.clone());
-                Some((Node::Scalar(resolve(&value, style, tag.as_deref())?), anchor))
+                Some((
+                    Node::Scalar(resolve(&value, style, tag.as_deref())?),
+                    anchor,
+                ))
             }
             Event::Alias(id) => Some((anchors.get(&id).cloned().ok_or("unknown alias")?, 0)),
             _ => None,
         };
-        let Some((node, anchor)) = finished else { continue };
+        let Some((node, anchor)) = finished else {
+            continue;
+        };
         if anchor != 0 {
             anchors.insert(anchor, node.clone());
         }
@@ -178,7 +183,10 @@ fn parse_yaml(text: &str) -> Result<File, String> {
             Some((Node::Scalar(_), _, _)) => unreachable!("scalars are never pushed"),
         }
     }
-    Ok(File { documents, comments })
+    Ok(File {
+        documents,
+        comments,
+    })
 }
 
 /// Resolves a YAML scalar the way go-yaml v3 does for the values sops writes.
@@ -264,7 +272,10 @@ fn is_yaml_float(value: &str) -> bool {
 fn parse_json(text: &str) -> Result<File, String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     // sops before 3.13.2 typed every JSON number as a float; 3.13.2 keeps integers.
-    let version = value.pointer("/sops/version").and_then(|v| v.as_str()).unwrap_or("");
+    let version = value
+        .pointer("/sops/version")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     let ints = version_at_least(version, (3, 13, 2));
     fn convert(value: &serde_json::Value, ints: bool) -> Node {
         use serde_json::Value as V;
@@ -277,9 +288,11 @@ fn parse_json(text: &str) -> Result<File, String> {
             },
             V::String(s) => Node::Scalar(Scalar::Str(s.clone())),
             V::Array(items) => Node::List(items.iter().map(|i| convert(i, ints)).collect()),
-            V::Object(map) => {
-                Node::Map(map.iter().map(|(k, v)| (k.clone(), convert(v, ints))).collect())
-            }
+            V::Object(map) => Node::Map(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), convert(v, ints)))
+                    .collect(),
+            ),
         }
     }
     Ok(File {
@@ -381,7 +394,11 @@ fn unflatten(flat: Vec<(String, String)>) -> Result<Node, String> {
             step = if let Some(i) = part.strip_prefix("list_") {
                 Step::Index(i.parse().map_err(|_| format!("bad metadata key {key}"))?)
             } else {
-                Step::Key(part.strip_prefix("map_").ok_or(format!("bad metadata key {key}"))?.to_owned())
+                Step::Key(
+                    part.strip_prefix("map_")
+                        .ok_or(format!("bad metadata key {key}"))?
+                        .to_owned(),
+                )
             };
         }
         let leaf = descend(node, &step, false)?;
@@ -395,8 +412,18 @@ enum Step {
     Index(usize),
 }
 
-fn descend<'a>(node: &'a mut Node, step: &Step, child_is_list: bool) -> Result<&'a mut Node, String> {
-    let empty = || if child_is_list { Node::List(Vec::new()) } else { Node::Map(Vec::new()) };
+fn descend<'a>(
+    node: &'a mut Node,
+    step: &Step,
+    child_is_list: bool,
+) -> Result<&'a mut Node, String> {
+    let empty = || {
+        if child_is_list {
+            Node::List(Vec::new())
+        } else {
+            Node::Map(Vec::new())
+        }
+    };
     match (node, step) {
         (Node::Map(entries), Step::Key(key)) => {
             let at = match entries.iter().position(|(k, _)| k == key) {
@@ -432,7 +459,10 @@ mod tests {
         assert_eq!(r("1e3"), Scalar::Float(1000.0));
         assert_eq!(r("yes"), Scalar::Str("yes".into()));
         assert_eq!(r("2024-01-15"), Scalar::Time("2024-01-15T00:00:00Z".into()));
-        assert_eq!(resolve("42", ScalarStyle::DoubleQuoted, None).unwrap(), Scalar::Str("42".into()));
+        assert_eq!(
+            resolve("42", ScalarStyle::DoubleQuoted, None).unwrap(),
+            Scalar::Str("42".into())
+        );
     }
 
     #[test]
@@ -447,7 +477,13 @@ mod tests {
             Some(Node::List(items)) => &items[0],
             other => panic!("{other:?}"),
         };
-        assert_eq!(entry.get("enc").and_then(Node::as_text).as_deref(), Some("E"));
-        assert_eq!(node.get("version").and_then(Node::as_text).as_deref(), Some("3.13.2"));
+        assert_eq!(
+            entry.get("enc").and_then(Node::as_text).as_deref(),
+            Some("E")
+        );
+        assert_eq!(
+            node.get("version").and_then(Node::as_text).as_deref(),
+            Some("3.13.2")
+        );
     }
 }

@@ -1,28 +1,16 @@
 //! Cross-check of age data-key wrapping with the reference `age` command-line tool:
 //! what we wrap, `age -d` decrypts; what `age -e -a` encrypts, we unwrap.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use gitseal_crypto::keys::age::{self, AgeIdentities};
-use gitseal_tests::tool;
-
-fn run(command: &mut Command, stdin: &[u8]) -> Vec<u8> {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn age");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    output.stdout
-}
+use gitseal_tests::{run_with_stdin as run, tool};
 
 #[test]
 fn age_cli_and_gitseal_read_each_others_wrapped_keys() {
-    let Some(age_bin) = tool("age", "GITSEAL_AGE") else { return };
+    let Some(age_bin) = tool("age", "GITSEAL_AGE") else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("gitseal-age-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let identities = AgeIdentities::generate();
@@ -34,11 +22,20 @@ fn age_cli_and_gitseal_read_each_others_wrapped_keys() {
         // Ours → age -d.
         let armored = age::wrap(&key, &recipient).unwrap();
         assert!(armored.ends_with("-----END AGE ENCRYPTED FILE-----\n"));
-        let out = run(Command::new(&age_bin).arg("-d").arg("-i").arg(&identity_file), armored.as_bytes());
+        let out = run(
+            Command::new(&age_bin)
+                .arg("-d")
+                .arg("-i")
+                .arg(&identity_file),
+            armored.as_bytes(),
+        );
         assert_eq!(out, key);
 
         // age -e -a → ours.
-        let armored = run(Command::new(&age_bin).args(["-e", "-a", "-r", &recipient]), &key);
+        let armored = run(
+            Command::new(&age_bin).args(["-e", "-a", "-r", &recipient]),
+            &key,
+        );
         let unwrapped = age::unwrap(std::str::from_utf8(&armored).unwrap(), &identities).unwrap();
         assert_eq!(unwrapped.expose(), key);
     }

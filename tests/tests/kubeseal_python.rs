@@ -2,35 +2,25 @@
 //! PyPI (`kubesealpy` and `aes-gcm-rsa-oaep`, driven by `tests/interop/kubeseal_oracle.py`):
 //! they unseal what we seal, and we unseal what they seal, for all three scopes.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use gitseal_crypto::sealed::{Keyring, PrivateKey, Scope, seal};
-use gitseal_tests::{repo_dir, tool_from_env};
+use gitseal_tests::{repo_dir, run_with_stdin, tool_from_env};
 
 const IMPLEMENTATIONS: [&str; 2] = ["kubesealpy", "aes-gcm-rsa-oaep"];
 
 fn oracle(python: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
     let script = repo_dir().join("tests/interop/kubeseal_oracle.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the Python oracle");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "oracle {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    output.stdout
+    run_with_stdin(Command::new(python).arg(script).args(args), stdin)
 }
 
 #[test]
 fn python_implementations_and_gitseal_unseal_each_others_values() {
-    let Some(python) = tool_from_env("GITSEAL_PYTHON", "a Python with kubesealpy and aes-gcm-rsa-oaep")
-    else {
+    let Some(python) = tool_from_env(
+        "GITSEAL_PYTHON",
+        "a Python with kubesealpy and aes-gcm-rsa-oaep",
+    ) else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("gitseal-kubeseal-py-{}", std::process::id()));
@@ -52,11 +42,29 @@ fn python_implementations_and_gitseal_unseal_each_others_values() {
             for plaintext in plaintexts {
                 // gitseal seals, the Python implementation unseals.
                 let ours = seal(&public, &label, plaintext).unwrap();
-                let args = ["--impl", implementation, "unseal", "--key", key_arg, &label_arg];
-                assert_eq!(oracle(&python, &args, ours.as_bytes()), plaintext, "{implementation} {scope}");
+                let args = [
+                    "--impl",
+                    implementation,
+                    "unseal",
+                    "--key",
+                    key_arg,
+                    &label_arg,
+                ];
+                assert_eq!(
+                    oracle(&python, &args, ours.as_bytes()),
+                    plaintext,
+                    "{implementation} {scope}"
+                );
 
                 // The Python implementation seals, gitseal unseals.
-                let args = ["--impl", implementation, "seal", "--cert", public_arg, &label_arg];
+                let args = [
+                    "--impl",
+                    implementation,
+                    "seal",
+                    "--cert",
+                    public_arg,
+                    &label_arg,
+                ];
                 let theirs = String::from_utf8(oracle(&python, &args, plaintext)).unwrap();
                 assert_eq!(keyring.unseal(&label, &theirs).unwrap().expose(), plaintext);
                 if scope != Scope::ClusterWide {
@@ -71,6 +79,13 @@ fn python_implementations_and_gitseal_unseal_each_others_values() {
 fn pem_public(spki: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(spki);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        lines.join("\n")
+    )
 }

@@ -24,7 +24,11 @@ fn vectors(dir: &Path, name: &str) -> Vec<serde_json::Value> {
 fn expected_plaintext(vector: &serde_json::Value) -> Vec<u8> {
     match vector.get("plaintext_b64").and_then(|v| v.as_str()) {
         Some(b64) => STANDARD.decode(b64).unwrap(),
-        None => vector["expected_plaintext"].as_str().unwrap().as_bytes().to_vec(),
+        None => vector["expected_plaintext"]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
     }
 }
 
@@ -41,14 +45,25 @@ fn real_and_synthesized_vectors_unseal_with_the_stated_key_and_label() {
         for vector in vectors(&dir, file) {
             let label = vector["oaep_label"].as_str().unwrap().as_bytes();
             let ciphertext = vector["ciphertext_b64"].as_str().unwrap();
-            let plaintext = keyring.unseal(label, ciphertext).unwrap_or_else(|e| panic!("{vector}: {e}"));
+            let plaintext = keyring
+                .unseal(label, ciphertext)
+                .unwrap_or_else(|e| panic!("{vector}: {e}"));
             assert_eq!(plaintext.expose(), expected_plaintext(&vector), "{vector}");
-            assert_eq!(sealed::decode(ciphertext).unwrap().len() as u64, vector["ciphertext_len"].as_u64().unwrap());
+            assert_eq!(
+                sealed::decode(ciphertext).unwrap().len() as u64,
+                vector["ciphertext_len"].as_u64().unwrap()
+            );
 
             let mut wrong_label = label.to_vec();
             wrong_label.extend_from_slice(b"-other");
-            assert_eq!(keyring.unseal(&wrong_label, ciphertext).err(), Some(UnsealError::NoMatchingKey));
-            assert_eq!(stranger.unseal(label, ciphertext).err(), Some(UnsealError::NoMatchingKey));
+            assert_eq!(
+                keyring.unseal(&wrong_label, ciphertext).err(),
+                Some(UnsealError::NoMatchingKey)
+            );
+            assert_eq!(
+                stranger.unseal(label, ciphertext).err(),
+                Some(UnsealError::NoMatchingKey)
+            );
             count += 1;
         }
     }
@@ -59,11 +74,16 @@ fn real_and_synthesized_vectors_unseal_with_the_stated_key_and_label() {
 fn the_documented_negative_label_check_fails() {
     let shared = require_shared!();
     let dir = shared.join("fixtures/sealed-secrets");
-    let keyring = Keyring::new(vec![PrivateKey::from_pem(&read(&dir, "kseal-sealing-key.pem")).unwrap()]);
+    let keyring = Keyring::new(vec![
+        PrivateKey::from_pem(&read(&dir, "kseal-sealing-key.pem")).unwrap(),
+    ]);
     let empty = &vectors(&dir, "synth-vectors.json")[0];
     assert_eq!(empty["id"], "synth-strict-empty");
     let error = keyring
-        .unseal(b"my-namespace/other-name", empty["ciphertext_b64"].as_str().unwrap())
+        .unseal(
+            b"my-namespace/other-name",
+            empty["ciphertext_b64"].as_str().unwrap(),
+        )
         .err()
         .expect("must not unseal under another name");
     assert_eq!(error.to_string(), "no key could decrypt secret");
@@ -76,7 +96,11 @@ fn the_key_in_the_controller_secret_is_the_pem_key() {
     let secret = String::from_utf8(read(&dir, "kseal-sealing-key-secret.yaml")).unwrap();
     let secret = sopsdoc::parse(Format::Yaml, &secret).unwrap();
     let data = secret.documents[0].get("data").unwrap();
-    let field = |name| STANDARD.decode(data.get(name).and_then(Node::as_text).unwrap()).unwrap();
+    let field = |name| {
+        STANDARD
+            .decode(data.get(name).and_then(Node::as_text).unwrap())
+            .unwrap()
+    };
     assert_eq!(field("tls.key"), read(&dir, "kseal-sealing-key.pem"));
     assert_eq!(field("tls.crt"), read(&dir, "kseal-sealing-cert.pem"));
 }
@@ -95,12 +119,20 @@ fn the_controller_certificate_parses_leniently_and_matches_its_key() {
     assert_eq!(cert.not_after_unix(), 1_611_577_535 + 87_600 * 3600);
 
     let key = PrivateKey::from_pem(&read(&dir, "kseal-sealing-key.pem")).unwrap();
-    let sealing = cert.sealing_key_at(UNIX_EPOCH + Duration::from_secs(1_800_000_000)).unwrap();
+    let sealing = cert
+        .sealing_key_at(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        .unwrap();
     assert_eq!(sealing.spki_der(), key.public_key().spki_der());
     let label = Scope::NamespaceWide.label("team-a", "x");
     let sealed = sealed::seal(&sealing, &label, b"to the cluster").unwrap();
     assert!(sealed.starts_with("Ag"));
-    assert_eq!(Keyring::new(vec![key]).unseal(&label, &sealed).unwrap().expose(), b"to the cluster");
+    assert_eq!(
+        Keyring::new(vec![key])
+            .unseal(&label, &sealed)
+            .unwrap()
+            .expose(),
+        b"to the cluster"
+    );
 }
 
 /// Big-endian bytes of a decimal number.
@@ -136,7 +168,12 @@ fn the_upstream_test_certificate_has_the_upstream_modulus_and_expires() {
     };
     let modulus = String::from_utf8(read(&dir, "upstream-kubeseal-testcert.modulus.txt")).unwrap();
     let modulus = decimal_to_bytes(modulus.lines().next().unwrap());
-    let trimmed = |b: &[u8]| b.iter().skip_while(|&&x| x == 0).copied().collect::<Vec<_>>();
+    let trimmed = |b: &[u8]| {
+        b.iter()
+            .skip_while(|&&x| x == 0)
+            .copied()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(trimmed(rsa.modulus), trimmed(&modulus));
     assert_eq!(trimmed(rsa.exponent), [1, 0, 1]);
 
@@ -145,7 +182,9 @@ fn the_upstream_test_certificate_has_the_upstream_modulus_and_expires() {
     let after = UNIX_EPOCH + Duration::from_secs(1_813_293_166);
     assert!(cert.sealing_key_at(before).is_ok());
     match cert.sealing_key_at(after) {
-        Err(KeyError::CertificateExpired { not_after }) => assert_eq!(not_after, "2027-06-18T04:32:45Z"),
+        Err(KeyError::CertificateExpired { not_after }) => {
+            assert_eq!(not_after, "2027-06-18T04:32:45Z")
+        }
         other => panic!("expected CertificateExpired, got {other:?}"),
     }
     // Parsing the public key alone is not sealing: it stays possible.
@@ -156,12 +195,30 @@ fn the_upstream_test_certificate_has_the_upstream_modulus_and_expires() {
 fn sealed_secret_manifests_unseal_with_the_label_their_annotations_select() {
     let shared = require_shared!();
     let dir = shared.join("fixtures/sealed-secrets");
-    let keyring = Keyring::new(vec![PrivateKey::from_pem(&read(&dir, "kseal-sealing-key.pem")).unwrap()]);
+    let keyring = Keyring::new(vec![
+        PrivateKey::from_pem(&read(&dir, "kseal-sealing-key.pem")).unwrap(),
+    ]);
     let cases = [
-        ("synth-sealedsecret-strict-template.yaml", "username", &b"admin"[..]),
-        ("synth-sealedsecret-strict-template.yaml", "password", &b"p@ss\"word"[..]),
-        ("synth-sealedsecret-namespace-wide.yaml", "token", &b"shared-token"[..]),
-        ("synth-sealedsecret-cluster-wide.yaml", "token", &b"cluster-token"[..]),
+        (
+            "synth-sealedsecret-strict-template.yaml",
+            "username",
+            &b"admin"[..],
+        ),
+        (
+            "synth-sealedsecret-strict-template.yaml",
+            "password",
+            &b"p@ss\"word"[..],
+        ),
+        (
+            "synth-sealedsecret-namespace-wide.yaml",
+            "token",
+            &b"shared-token"[..],
+        ),
+        (
+            "synth-sealedsecret-cluster-wide.yaml",
+            "token",
+            &b"cluster-token"[..],
+        ),
     ];
     for (file, item, expected) in cases {
         let text = String::from_utf8(read(&dir, file)).unwrap();
@@ -175,15 +232,26 @@ fn sealed_secret_manifests_unseal_with_the_label_their_annotations_select() {
                 .collect(),
             _ => Vec::new(),
         };
-        let scope = Scope::from_annotations(annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let scope =
+            Scope::from_annotations(annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let (namespace, name) = (text_of(meta, "namespace"), text_of(meta, "name"));
         let value = text_of(doc.get("spec").unwrap().get("encryptedData").unwrap(), item);
-        let plaintext = keyring.unseal(&scope.label(&namespace, &name), &value).unwrap();
+        let plaintext = keyring
+            .unseal(&scope.label(&namespace, &name), &value)
+            .unwrap();
         assert_eq!(plaintext.expose(), expected, "{file} {item}");
         if scope != Scope::Strict {
             // Wider scopes unseal under another name (and, cluster-wide, another namespace).
-            let other_ns = if scope == Scope::ClusterWide { "elsewhere" } else { namespace.as_str() };
-            assert!(keyring.unseal(&scope.label(other_ns, "renamed"), &value).is_ok());
+            let other_ns = if scope == Scope::ClusterWide {
+                "elsewhere"
+            } else {
+                namespace.as_str()
+            };
+            assert!(
+                keyring
+                    .unseal(&scope.label(other_ns, "renamed"), &value)
+                    .is_ok()
+            );
         }
     }
 }
@@ -192,7 +260,9 @@ fn sealed_secret_manifests_unseal_with_the_label_their_annotations_select() {
 fn truncated_and_malformed_envelopes_are_typed_errors() {
     let shared = require_shared!();
     let dir = shared.join("fixtures/sealed-secrets");
-    let keyring = Keyring::new(vec![PrivateKey::from_pem(&read(&dir, "kseal-sealing-key.pem")).unwrap()]);
+    let keyring = Keyring::new(vec![
+        PrivateKey::from_pem(&read(&dir, "kseal-sealing-key.pem")).unwrap(),
+    ]);
     let vector = &vectors(&dir, "kseal-vectors.json")[0];
     let label = vector["oaep_label"].as_str().unwrap().as_bytes();
     let blob = sealed::decode(vector["ciphertext_b64"].as_str().unwrap()).unwrap();
@@ -209,8 +279,14 @@ fn truncated_and_malformed_envelopes_are_typed_errors() {
     let mut bad_rsa = blob.clone();
     bad_rsa[10] ^= 1;
     assert_eq!(unseal_blob(&bad_rsa), Some(UnsealError::NoMatchingKey));
-    assert_eq!(unseal_blob(&blob[..blob.len() - 1]), Some(UnsealError::NoMatchingKey));
-    assert_eq!(keyring.unseal(label, "not base64!").err(), Some(UnsealError::Base64));
+    assert_eq!(
+        unseal_blob(&blob[..blob.len() - 1]),
+        Some(UnsealError::NoMatchingKey)
+    );
+    assert_eq!(
+        keyring.unseal(label, "not base64!").err(),
+        Some(UnsealError::Base64)
+    );
     // Line breaks inside the base64 are tolerated, as by Go's decoder.
     let wrapped: String = STANDARD
         .encode(&blob)

@@ -86,13 +86,20 @@ fn check_values_and_mac(file: &File, key: &DataKey) -> Result<usize, String> {
         walk.containers.insert(aad(Vec::<String>::new()));
     }
     // Comments carry the AAD of the mapping or list that contains them.
-    for comment in file.comments.iter().map(|c| c.trim()).filter(|c| EncryptedValue::is_encrypted(c)) {
+    for comment in file
+        .comments
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| EncryptedValue::is_encrypted(c))
+    {
         let opened = walk
             .containers
             .iter()
             .any(|candidate| cipher.decrypt(comment, candidate).is_ok());
         if !opened {
-            return Err(format!("encrypted comment {comment:.40}… opens under no container path"));
+            return Err(format!(
+                "encrypted comment {comment:.40}… opens under no container path"
+            ));
         }
         walk.encrypted += 1;
     }
@@ -177,7 +184,9 @@ fn every_listed_fixture_decrypts_and_its_mac_verifies() {
             ("True", Ok(count)) => values += count,
             // The deliberate no-MAC fixture must be refused for exactly that reason.
             ("None", Err(e)) if e == "MacMissing" => {}
-            (verdict, result) => failures.push(format!("{file}: expected {verdict}, got {result:?}")),
+            (verdict, result) => {
+                failures.push(format!("{file}: expected {verdict}, got {result:?}"))
+            }
         }
         checked += 1;
 
@@ -200,11 +209,30 @@ fn every_listed_fixture_decrypts_and_its_mac_verifies() {
             *unwrapped.entry(file.to_owned()).or_insert(0) += 1;
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
-    assert_eq!(checked, table.lines().skip(1).filter(|l| !l.trim().is_empty()).count());
-    assert!(values >= 150, "only {values} encrypted values and comments were checked");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        checked,
+        table
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    );
+    assert!(
+        values >= 150,
+        "only {values} encrypted values and comments were checked"
+    );
     // The age-keyed fixtures of sops 3.11, Flux and rops all unwrap.
-    assert!(unwrapped.len() >= 20, "only {} files had an age key we hold: {unwrapped:?}", unwrapped.len());
+    assert!(
+        unwrapped.len() >= 20,
+        "only {} files had an age key we hold: {unwrapped:?}",
+        unwrapped.len()
+    );
 }
 
 #[test]
@@ -222,14 +250,25 @@ fn a_tampered_value_or_mac_is_refused() {
     // A clear value changed by hand: every value still decrypts, the MAC does not match.
     let edited = content.replace("visible-in-clear", "visible-in-clear!");
     let edited = sopsdoc::parse(Format::Yaml, &edited).unwrap();
-    assert_eq!(check_values_and_mac(&edited, &key), Err("MAC: MAC mismatch: the file's values were changed outside sops or gitseal".to_owned()));
+    assert_eq!(
+        check_values_and_mac(&edited, &key),
+        Err("MAC: MAC mismatch: the file's values were changed outside sops or gitseal".to_owned())
+    );
 
     // An encrypted value moved to another key fails authentication.
     let moved = content.replacen("string: ENC", "strung: ENC", 1);
     let moved = sopsdoc::parse(Format::Yaml, &moved).unwrap();
-    assert!(check_values_and_mac(&moved, &key).unwrap_err().contains("could not decrypt"));
+    assert!(
+        check_values_and_mac(&moved, &key)
+            .unwrap_err()
+            .contains("could not decrypt")
+    );
 
     // The wrong data key fails on the first value.
     let wrong = DataKey::from_slice(&[0u8; 32]).unwrap();
-    assert!(check_values_and_mac(&original, &wrong).unwrap_err().contains("could not decrypt"));
+    assert!(
+        check_values_and_mac(&original, &wrong)
+            .unwrap_err()
+            .contains("could not decrypt")
+    );
 }

@@ -17,10 +17,21 @@ fn sealed_secrets(c: &mut Criterion) {
     let mut group = c.benchmark_group("sealed-secrets/rsa-4096");
     group.throughput(Throughput::Elements(1));
     group.bench_function("seal item (28 bytes)", |b| {
-        b.iter(|| seal(&public, black_box(&label), black_box(b"correct horse battery staple")).unwrap())
+        b.iter(|| {
+            seal(
+                &public,
+                black_box(&label),
+                black_box(b"correct horse battery staple"),
+            )
+            .unwrap()
+        })
     });
     group.bench_function("unseal item (28 bytes)", |b| {
-        b.iter(|| keyring.unseal(black_box(&label), black_box(&value)).unwrap())
+        b.iter(|| {
+            keyring
+                .unseal(black_box(&label), black_box(&value))
+                .unwrap()
+        })
     });
     group.finish();
 }
@@ -36,8 +47,18 @@ fn sops_values(c: &mut Criterion) {
     group.bench_function("encrypt 32-byte value", |b| {
         b.iter(|| cipher.encrypt(black_box(&plaintext), ValueType::Str, black_box(&path)))
     });
+    let iv = [7u8; 32];
+    group.bench_function("encrypt 32-byte value, given IV", |b| {
+        b.iter(|| {
+            cipher.encrypt_with_iv(black_box(&plaintext), ValueType::Str, black_box(&path), &iv)
+        })
+    });
     group.bench_function("decrypt 32-byte value", |b| {
-        b.iter(|| cipher.decrypt(black_box(&encrypted), black_box(&path)).unwrap())
+        b.iter(|| {
+            cipher
+                .decrypt(black_box(&encrypted), black_box(&path))
+                .unwrap()
+        })
     });
     group.bench_function("MAC 1000 32-byte values", |b| {
         b.iter(|| {

@@ -55,7 +55,12 @@ pub(crate) fn gcm12_zero_nonce_open(
     let (ciphertext, tag) = sealed.split_at(split);
     let mut buf = Zeroizing::new(ciphertext.to_vec());
     Aes256Gcm12::new(key.into())
-        .decrypt_in_place_detached(&Nonce::<U12>::default(), &[], &mut buf, Tag::from_slice(tag))
+        .decrypt_in_place_detached(
+            &Nonce::<U12>::default(),
+            &[],
+            &mut buf,
+            Tag::from_slice(tag),
+        )
         .ok()?;
     Some(buf)
 }

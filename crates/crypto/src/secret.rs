@@ -4,7 +4,7 @@
 //! `Debug`, `Clone`, `Serialize` nor `PartialEq`: a secret cannot end up in a log line,
 //! be copied by accident, or be compared in variable time.
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Secret bytes of any length: a decrypted value, a plaintext to seal, an unwrapped key.
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
@@ -80,13 +80,12 @@ impl DataKey {
 
     /// Builds a key from exactly 32 bytes; any other length is refused.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, crate::error::KeyError> {
-        let array: [u8; KEY_LEN] = bytes
-            .try_into()
-            .map_err(|_| crate::error::KeyError::DataKeyLength(bytes.len()))?;
-        let key = Self(Zeroizing::new(array));
-        let mut array = array;
-        array.zeroize();
-        Ok(key)
+        if bytes.len() != KEY_LEN {
+            return Err(crate::error::KeyError::DataKeyLength(bytes.len()));
+        }
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(bytes);
+        Ok(Self(key))
     }
 
     /// The raw key bytes.

@@ -133,7 +133,11 @@ fn parse_triple(text: &str, sep: char, first_len: usize) -> Option<(u32, u32, u3
     let mut parts = text.split(sep);
     let mut next = |max_len: usize, exact: bool| -> Option<u32> {
         let p = parts.next()?;
-        let ok_len = if exact { p.len() == max_len } else { (1..=max_len).contains(&p.len()) };
+        let ok_len = if exact {
+            p.len() == max_len
+        } else {
+            (1..=max_len).contains(&p.len())
+        };
         (ok_len && p.bytes().all(|b| b.is_ascii_digit())).then(|| p.parse().ok())?
     };
     let a = next(first_len, first_len == 4)?;
@@ -150,7 +154,10 @@ mod tests {
     fn unix_formatting() {
         assert_eq!(format_unix(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_unix(1_611_577_535), "2021-01-25T12:25:35Z");
-        assert_eq!(format_unix(1_611_577_535 + 87_600 * 3600), "2031-01-23T12:25:35Z");
+        assert_eq!(
+            format_unix(1_611_577_535 + 87_600 * 3600),
+            "2031-01-23T12:25:35Z"
+        );
         assert_eq!(format_unix(951_782_400), "2000-02-29T00:00:00Z");
     }
 
@@ -159,8 +166,14 @@ mod tests {
         let t = |s: &str| Timestamp::parse(s).map(|t| t.rfc3339_nano());
         assert_eq!(t("2024-01-15").as_deref(), Some("2024-01-15T00:00:00Z"));
         assert_eq!(t("2024-1-5 1:2:3").as_deref(), Some("2024-01-05T01:02:03Z"));
-        assert_eq!(t("2024-01-15t10:20:30.500+01:00").as_deref(), Some("2024-01-15T10:20:30.5+01:00"));
-        assert_eq!(t("2024-01-15T10:20:30-00:00").as_deref(), Some("2024-01-15T10:20:30Z"));
+        assert_eq!(
+            t("2024-01-15t10:20:30.500+01:00").as_deref(),
+            Some("2024-01-15T10:20:30.5+01:00")
+        );
+        assert_eq!(
+            t("2024-01-15T10:20:30-00:00").as_deref(),
+            Some("2024-01-15T10:20:30Z")
+        );
         assert_eq!(t("2024-01-15T10:20:30"), None);
         assert_eq!(t("2024-13-15"), None);
         assert_eq!(t("hello"), None);

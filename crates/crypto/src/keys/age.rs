@@ -50,7 +50,10 @@ impl AgeIdentities {
 
     /// The recipients (`age1...`) of the identities, in order.
     pub fn recipients(&self) -> Vec<String> {
-        self.identities.iter().map(|i| i.to_public().to_string()).collect()
+        self.identities
+            .iter()
+            .map(|i| i.to_public().to_string())
+            .collect()
     }
 
     /// The identities as `keys.txt` text, in a buffer wiped on drop.
@@ -95,17 +98,24 @@ pub fn wrap(key: &[u8], recipient: &str) -> Result<String, AgeError> {
     let armor = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(io)?;
     let mut writer = encryptor.wrap_output(armor).map_err(io)?;
     writer.write_all(key).map_err(io)?;
-    writer.finish().and_then(ArmoredWriter::finish).map_err(io)?;
+    writer
+        .finish()
+        .and_then(ArmoredWriter::finish)
+        .map_err(io)?;
     String::from_utf8(out).map_err(|_| AgeError::Encrypt("armor is not UTF-8".into()))
 }
 
 /// Decrypts an armored (or binary) age file with any of `identities`.
 pub fn unwrap(armored: &str, identities: &AgeIdentities) -> Result<SecretBytes, AgeError> {
     let reader = ArmoredReader::new(armored.as_bytes());
-    let decryptor =
-        age::Decryptor::new(reader).map_err(|e| AgeError::Format(e.to_string()))?;
+    let decryptor = age::Decryptor::new(reader).map_err(|e| AgeError::Format(e.to_string()))?;
     let mut reader = decryptor
-        .decrypt(identities.identities.iter().map(|i| i as &dyn age::Identity))
+        .decrypt(
+            identities
+                .identities
+                .iter()
+                .map(|i| i as &dyn age::Identity),
+        )
         .map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => AgeError::NoMatchingIdentity,
             other => AgeError::Format(other.to_string()),
@@ -123,7 +133,10 @@ mod tests {
 
     #[test]
     fn bad_input_is_typed() {
-        assert!(matches!(wrap(b"k", "age1nope"), Err(AgeError::InvalidRecipient(_))));
+        assert!(matches!(
+            wrap(b"k", "age1nope"),
+            Err(AgeError::InvalidRecipient(_))
+        ));
         assert!(matches!(
             AgeIdentities::parse("# c\n\nAGE-SECRET-KEY-1XYZ\n"),
             Err(AgeError::InvalidIdentity { line: 3 })
@@ -131,7 +144,10 @@ mod tests {
         let ids = AgeIdentities::generate();
         let other = AgeIdentities::generate();
         let armored = wrap(b"k", &other.recipients()[0]).unwrap();
-        assert!(matches!(unwrap(&armored, &ids), Err(AgeError::NoMatchingIdentity)));
+        assert!(matches!(
+            unwrap(&armored, &ids),
+            Err(AgeError::NoMatchingIdentity)
+        ));
         assert!(matches!(unwrap("garbage", &ids), Err(AgeError::Format(_))));
     }
 }

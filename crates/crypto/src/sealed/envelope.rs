@@ -52,7 +52,10 @@ pub fn seal(key: &PublicKey, label: &[u8], plaintext: &[u8]) -> Result<String, S
 /// anywhere are skipped, anything else outside the alphabet is an error.
 pub fn decode(value: &str) -> Result<Vec<u8>, UnsealError> {
     if value.contains(['\r', '\n']) {
-        let clean: String = value.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+        let clean: String = value
+            .chars()
+            .filter(|c| !matches!(c, '\r' | '\n'))
+            .collect();
         STANDARD.decode(clean).map_err(|_| UnsealError::Base64)
     } else {
         STANDARD.decode(value).map_err(|_| UnsealError::Base64)
@@ -182,7 +185,10 @@ mod tests {
         assert_eq!(split(&[]), Err(UnsealError::TooShort));
         assert_eq!(split(&[0x02]), Err(UnsealError::TooShort));
         assert_eq!(split(&[0x02, 0x00, 1, 2, 3]), Err(UnsealError::TooShort));
-        assert_eq!(split(&[0x00, 0x02, 1, 2, 3]), Ok((&[1u8, 2][..], &[3u8][..])));
+        assert_eq!(
+            split(&[0x00, 0x02, 1, 2, 3]),
+            Ok((&[1u8, 2][..], &[3u8][..]))
+        );
     }
 
     #[test]

@@ -41,9 +41,8 @@ impl PrivateKey {
 
     /// Parses a DER `PrivateKeyInfo` (PKCS#8) holding an RSA key.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
-        let key = PrivateDecryptingKey::from_pkcs8(der).map_err(|_| {
-            KeyError::UnsupportedKey("not an RSA private key of 2048 to 8192 bits")
-        })?;
+        let key = PrivateDecryptingKey::from_pkcs8(der)
+            .map_err(|_| KeyError::UnsupportedKey("not an RSA private key of 2048 to 8192 bits"))?;
         Self::from_key(key)
     }
 
@@ -59,7 +58,11 @@ impl PrivateKey {
             3072 => KeySize::Rsa3072,
             4096 => KeySize::Rsa4096,
             8192 => KeySize::Rsa8192,
-            _ => return Err(KeyError::UnsupportedKey("RSA key size must be 2048, 3072, 4096 or 8192")),
+            _ => {
+                return Err(KeyError::UnsupportedKey(
+                    "RSA key size must be 2048, 3072, 4096 or 8192",
+                ));
+            }
         };
         let key = PrivateDecryptingKey::generate(size).map_err(|_| KeyError::Generation)?;
         Self::from_key(key)
@@ -212,7 +215,9 @@ impl Certificate {
         let (rest, cert) =
             X509Certificate::from_der(der).map_err(|e| KeyError::Certificate(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(KeyError::Certificate("trailing data after the certificate".into()));
+            return Err(KeyError::Certificate(
+                "trailing data after the certificate".into(),
+            ));
         }
         let validity = cert.validity();
         Ok(Self {
@@ -318,8 +323,14 @@ mod tests {
 
     #[test]
     fn garbage_is_a_typed_error() {
-        assert!(matches!(PrivateKey::from_pem(b"nope"), Err(KeyError::Pem { .. })));
-        assert!(matches!(Certificate::from_pem(b""), Err(KeyError::Pem { .. })));
+        assert!(matches!(
+            PrivateKey::from_pem(b"nope"),
+            Err(KeyError::Pem { .. })
+        ));
+        assert!(matches!(
+            Certificate::from_pem(b""),
+            Err(KeyError::Pem { .. })
+        ));
         let bogus = pem::encode(&pem::Pem::new("RSA PRIVATE KEY", vec![1, 2, 3]));
         assert!(matches!(
             PrivateKey::from_pem(bogus.as_bytes()),

@@ -92,7 +92,12 @@ impl ValueCipher {
     }
 
     /// Checks the stored `mac` field against a computed MAC, in constant time.
-    pub fn verify_mac(&self, stored: &str, lastmodified: &str, computed: &Mac) -> Result<(), SopsError> {
+    pub fn verify_mac(
+        &self,
+        stored: &str,
+        lastmodified: &str,
+        computed: &Mac,
+    ) -> Result<(), SopsError> {
         if stored.is_empty() {
             return Err(SopsError::MacMissing);
         }
@@ -120,7 +125,12 @@ mod tests {
 
     #[test]
     fn empty_mac_is_sha512_of_nothing() {
-        assert!(MacHasher::new(false).finish().expose().starts_with("CF83E1357EEFB8BD"));
+        assert!(
+            MacHasher::new(false)
+                .finish()
+                .expose()
+                .starts_with("CF83E1357EEFB8BD")
+        );
     }
 
     #[test]
@@ -128,7 +138,10 @@ mod tests {
         let cipher = ValueCipher::new(&DataKey::from_slice(&[1; 32]).unwrap());
         let mac = MacHasher::new(false).finish();
         let stored = cipher.encrypt_mac(&mac, "2026-11-23T03:43:56Z").unwrap();
-        assert_eq!(cipher.verify_mac("", "2026-11-23T03:43:56Z", &mac), Err(SopsError::MacMissing));
+        assert_eq!(
+            cipher.verify_mac("", "2026-11-23T03:43:56Z", &mac),
+            Err(SopsError::MacMissing)
+        );
         assert_eq!(
             cipher.verify_mac(&stored, "2026-11-23T03:43:57Z", &mac),
             Err(SopsError::MacUndecryptable)
@@ -140,7 +153,14 @@ mod tests {
             Err(SopsError::MacMismatch)
         );
         // The AAD is the normalised timestamp: fractional seconds do not count.
-        assert!(cipher.verify_mac(&stored, "2026-11-23T03:43:56.5Z", &mac).is_ok());
-        assert!(matches!(cipher.encrypt_mac(&mac, "yesterday"), Err(SopsError::InvalidTimestamp(_))));
+        assert!(
+            cipher
+                .verify_mac(&stored, "2026-11-23T03:43:56.5Z", &mac)
+                .is_ok()
+        );
+        assert!(matches!(
+            cipher.encrypt_mac(&mac, "yesterday"),
+            Err(SopsError::InvalidTimestamp(_))
+        ));
     }
 }

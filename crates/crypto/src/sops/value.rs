@@ -111,8 +111,14 @@ impl EncryptedValue {
         let tag = decode("tag", tag)?;
         Ok(Self {
             data: decode("data", data)?,
-            iv: iv.as_slice().try_into().map_err(|_| SopsError::IvLength(iv.len()))?,
-            tag: tag.as_slice().try_into().map_err(|_| SopsError::TagLength(tag.len()))?,
+            iv: iv
+                .as_slice()
+                .try_into()
+                .map_err(|_| SopsError::IvLength(iv.len()))?,
+            tag: tag
+                .as_slice()
+                .try_into()
+                .map_err(|_| SopsError::TagLength(tag.len()))?,
             value_type: ty.parse()?,
         })
     }
@@ -243,13 +249,19 @@ impl ValueCipher {
         let mut data = plaintext.to_vec();
         let tag = primitives::gcm32_seal(&self.gcm, iv, aad, &mut data)
             .expect("AES-GCM encrypts any value shorter than 64 GiB");
-        EncryptedValue {
-            data,
-            iv: *iv,
-            tag,
-            value_type,
-        }
-        .to_string()
+        let ty = value_type.as_str();
+        // Written in one buffer: this runs once per value of a file.
+        let mut out = String::with_capacity(PREFIX.len() + data.len() * 4 / 3 + 100 + ty.len());
+        out.push_str(PREFIX);
+        STANDARD.encode_string(&data, &mut out);
+        out.push_str(",iv:");
+        STANDARD.encode_string(iv, &mut out);
+        out.push_str(",tag:");
+        STANDARD.encode_string(tag, &mut out);
+        out.push_str(",type:");
+        out.push_str(ty);
+        out.push(']');
+        out
     }
 
     /// Decrypts an `ENC[...]` string encrypted at the key path `aad`.
@@ -322,7 +334,12 @@ pub fn parse_float(text: &str) -> Option<f64> {
         "+Inf" | "Inf" | "+inf" | "inf" | "+Infinity" | "Infinity" => Some(f64::INFINITY),
         "-Inf" | "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
         "NaN" | "nan" => Some(f64::NAN),
-        _ if text.bytes().any(|b| b.is_ascii_alphabetic() && !matches!(b, b'e' | b'E')) => None,
+        _ if text
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic() && !matches!(b, b'e' | b'E')) =>
+        {
+            None
+        }
         _ => text.replace('_', "").parse().ok(),
     }
 }
@@ -374,24 +391,51 @@ mod tests {
         let enc = cipher.encrypt(b"secret", ValueType::Str, b"a:");
         let p = EncryptedValue::parse;
         assert_eq!(p("secret").unwrap_err(), SopsError::NotEncrypted);
-        assert_eq!(p("ENC[AES256_GCM,data:,iv:,tag:,type:]").unwrap_err(), SopsError::NotEncrypted);
-        assert_eq!(p(&enc.replace("type:str", "type:blob")).unwrap_err(), SopsError::UnknownType("blob".into()));
+        assert_eq!(
+            p("ENC[AES256_GCM,data:,iv:,tag:,type:]").unwrap_err(),
+            SopsError::NotEncrypted
+        );
+        assert_eq!(
+            p(&enc.replace("type:str", "type:blob")).unwrap_err(),
+            SopsError::UnknownType("blob".into())
+        );
         let iv31 = STANDARD.encode([1u8; 31]);
         let v = EncryptedValue::parse(&enc).unwrap();
-        let text = format!("ENC[AES256_GCM,data:{},iv:{iv31},tag:{},type:str]", STANDARD.encode(&v.data), STANDARD.encode(v.tag));
+        let text = format!(
+            "ENC[AES256_GCM,data:{},iv:{iv31},tag:{},type:str]",
+            STANDARD.encode(&v.data),
+            STANDARD.encode(v.tag)
+        );
         assert_eq!(p(&text).unwrap_err(), SopsError::IvLength(31));
-        let text = format!("ENC[AES256_GCM,data:{},iv:{},tag:AAAA,type:str]", STANDARD.encode(&v.data), STANDARD.encode(v.iv));
+        let text = format!(
+            "ENC[AES256_GCM,data:{},iv:{},tag:AAAA,type:str]",
+            STANDARD.encode(&v.data),
+            STANDARD.encode(v.iv)
+        );
         assert_eq!(p(&text).unwrap_err(), SopsError::TagLength(3));
-        let text = format!("ENC[AES256_GCM,data:@@@@,iv:{},tag:{},type:str]", STANDARD.encode(v.iv), STANDARD.encode(v.tag));
+        let text = format!(
+            "ENC[AES256_GCM,data:@@@@,iv:{},tag:{},type:str]",
+            STANDARD.encode(v.iv),
+            STANDARD.encode(v.tag)
+        );
         assert_eq!(p(&text).unwrap_err(), SopsError::Base64("data"));
         let mut bad_tag = v.clone();
         bad_tag.tag[0] ^= 1;
-        assert_eq!(cipher.decrypt(&bad_tag.to_string(), b"a:").err(), Some(SopsError::DecryptionFailed));
+        assert_eq!(
+            cipher.decrypt(&bad_tag.to_string(), b"a:").err(),
+            Some(SopsError::DecryptionFailed)
+        );
         let mut bad_data = v.clone();
         bad_data.data[0] ^= 1;
-        assert_eq!(cipher.decrypt(&bad_data.to_string(), b"a:").err(), Some(SopsError::DecryptionFailed));
+        assert_eq!(
+            cipher.decrypt(&bad_data.to_string(), b"a:").err(),
+            Some(SopsError::DecryptionFailed)
+        );
         let other = ValueCipher::new(&DataKey::from_slice(&[8u8; 32]).unwrap());
-        assert_eq!(other.decrypt(&enc, b"a:").err(), Some(SopsError::DecryptionFailed));
+        assert_eq!(
+            other.decrypt(&enc, b"a:").err(),
+            Some(SopsError::DecryptionFailed)
+        );
     }
 
     #[test]
@@ -399,7 +443,10 @@ mod tests {
         let cipher = ValueCipher::new(&key());
         let enc = cipher.encrypt(b"value", ValueType::Str, b"k:");
         let plain = cipher.decrypt(&enc, b"k:").unwrap();
-        assert_eq!(cipher.encrypt_with_iv(plain.bytes(), plain.value_type(), b"k:", plain.iv()), enc);
+        assert_eq!(
+            cipher.encrypt_with_iv(plain.bytes(), plain.value_type(), b"k:", plain.iv()),
+            enc
+        );
         assert_ne!(cipher.encrypt(b"value", ValueType::Str, b"k:"), enc);
     }
 
@@ -418,7 +465,13 @@ mod tests {
         assert_eq!(parse_bool("T"), Some(true));
         assert_eq!(parse_bool("yes"), None);
         assert_eq!(aad(Vec::<&str>::new()), b":");
-        assert_eq!(aad(["nested", "deeper", "secret"]), b"nested:deeper:secret:");
-        assert_eq!(normalize_time("2024-01-15 10:20:30").as_deref(), Some("2024-01-15T10:20:30Z"));
+        assert_eq!(
+            aad(["nested", "deeper", "secret"]),
+            b"nested:deeper:secret:"
+        );
+        assert_eq!(
+            normalize_time("2024-01-15 10:20:30").as_deref(),
+            Some("2024-01-15T10:20:30Z")
+        );
     }
 }
