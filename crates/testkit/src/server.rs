@@ -402,6 +402,7 @@ pub(crate) async fn handle(
         dry_run: params.get("dryRun").is_some_and(|v| v == "All"),
         force: params.get("force").is_some_and(|v| v == "true"),
         apply: false,
+        strict: params.get("fieldValidation").is_some_and(|v| v == "Strict"),
     };
     let table = headers
         .get(header::ACCEPT)

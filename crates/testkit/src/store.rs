@@ -80,6 +80,9 @@ pub struct WriteOptions {
     pub force: bool,
     /// The write is a server-side apply: the manager's fields are recorded as `Apply`.
     pub apply: bool,
+    /// `fieldValidation=Strict`: fields the schema does not declare are an error instead
+    /// of being dropped.
+    pub strict: bool,
 }
 
 /// Options of a delete.
@@ -379,6 +382,7 @@ impl Store {
         rt: &ResourceType,
         object: &mut Value,
         old: Option<&Value>,
+        strict: bool,
     ) -> Result<(), ApiError> {
         let name = meta_str(object, "name").unwrap_or_default().to_owned();
         let invalid = |errors: Vec<String>| ApiError::invalid(&rt.kind, &rt.group, &name, &errors);
@@ -441,7 +445,14 @@ impl Store {
             object["status"] = json!({"phase": "Active"});
         }
         if let Some(schema) = &rt.schema {
-            let errors = crate::validation::validate(schema, object);
+            let (errors, pruned) = crate::validation::validate(schema, object);
+            if let (true, Some(field)) = (strict, pruned.first()) {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: unknown field \"{field}\"",
+                    kind = rt.kind,
+                    version = rt.version
+                )));
+            }
             if !errors.is_empty() {
                 return Err(invalid(errors));
             }
@@ -607,7 +618,7 @@ impl Store {
         if rt.status_subresource {
             object.as_object_mut().expect("an object").remove("status");
         }
-        self.normalize(rt, &mut object, None)?;
+        self.normalize(rt, &mut object, None, opts.strict)?;
         let crd_types =
             if rt.kind == "CustomResourceDefinition" && rt.group == "apiextensions.k8s.io" {
                 let types = Registry::types_of_crd(&object)
@@ -758,7 +769,7 @@ impl Store {
             }
             meta.insert("name".into(), json!(name));
         }
-        self.normalize(rt, &mut object, Some(&existing))?;
+        self.normalize(rt, &mut object, Some(&existing), opts.strict)?;
         object["apiVersion"] = json!(rt.api_version());
         object["kind"] = json!(rt.kind);
         if rt.generation && spec_part(&object) != spec_part(&existing) {

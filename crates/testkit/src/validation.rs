@@ -5,11 +5,13 @@
 
 use serde_json::Value;
 
-/// Validates (and prunes) everything but `apiVersion`, `kind` and `metadata`.
-pub fn validate(schema: &Value, object: &mut Value) -> Vec<String> {
+/// Validates everything but `apiVersion`, `kind` and `metadata`, and prunes fields the
+/// schema does not declare. Returns the field errors and the paths of pruned fields.
+pub fn validate(schema: &Value, object: &mut Value) -> (Vec<String>, Vec<String>) {
     let mut errors = Vec::new();
+    let mut pruned = Vec::new();
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
-        return errors;
+        return (errors, pruned);
     };
     let preserve = preserves_unknown(schema);
     if let Value::Object(map) = object {
@@ -24,16 +26,18 @@ pub fn validate(schema: &Value, object: &mut Value) -> Vec<String> {
                     map.get_mut(&key).expect("listed key"),
                     &key,
                     &mut errors,
+                    &mut pruned,
                 ),
                 None if preserve => {}
                 None => {
                     map.remove(&key);
+                    pruned.push(key);
                 }
             }
         }
         required(schema, map, "", &mut errors);
     }
-    errors
+    (errors, pruned)
 }
 
 fn preserves_unknown(schema: &Value) -> bool {
@@ -77,7 +81,13 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-fn check(schema: &Value, value: &mut Value, path: &str, errors: &mut Vec<String>) {
+fn check(
+    schema: &Value,
+    value: &mut Value,
+    path: &str,
+    errors: &mut Vec<String>,
+    pruned: &mut Vec<String>,
+) {
     if value.is_null() {
         if schema.get("nullable") != Some(&Value::Bool(true)) && schema.get("type").is_some() {
             errors.push(format!(
@@ -157,11 +167,13 @@ fn check(schema: &Value, value: &mut Value, path: &str, errors: &mut Vec<String>
                         map.get_mut(&key).expect("listed key"),
                         &child_path,
                         errors,
+                        pruned,
                     ),
                     None if preserves_unknown(schema) || additional == Some(&Value::Bool(true)) => {
                     }
                     None if properties.is_some() || additional.is_some() => {
                         map.remove(&key);
+                        pruned.push(child_path);
                     }
                     None => {}
                 }
@@ -184,7 +196,7 @@ fn check(schema: &Value, value: &mut Value, path: &str, errors: &mut Vec<String>
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter_mut().enumerate() {
-                    check(item_schema, item, &format!("{path}[{i}]"), errors);
+                    check(item_schema, item, &format!("{path}[{i}]"), errors, pruned);
                 }
             }
         }
@@ -213,7 +225,9 @@ mod tests {
         let mut obj = json!({"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "a"},
             "spec": {"size": 2, "mode": "a", "data": {"k": "v"}, "free": {"any": [1]}, "tags": ["t"], "extra": 1},
             "unknown": true});
-        assert!(validate(&schema(), &mut obj).is_empty());
+        let (errors, pruned) = validate(&schema(), &mut obj);
+        assert!(errors.is_empty());
+        assert_eq!(pruned, ["spec.extra", "unknown"]);
         assert!(obj.get("unknown").is_none());
         assert!(obj["spec"].get("extra").is_none());
         assert_eq!(obj["spec"]["free"], json!({"any": [1]}));
@@ -222,7 +236,7 @@ mod tests {
     #[test]
     fn field_errors() {
         let mut obj = json!({"spec": {"size": "big", "mode": "c", "data": {"k": 1}, "tags": [2]}});
-        let errors = validate(&schema(), &mut obj);
+        let (errors, _) = validate(&schema(), &mut obj);
         assert_eq!(
             errors,
             [
@@ -233,8 +247,8 @@ mod tests {
             ]
         );
         let mut obj = json!({"metadata": {}});
-        assert_eq!(validate(&schema(), &mut obj), ["spec: Required value"]);
+        assert_eq!(validate(&schema(), &mut obj).0, ["spec: Required value"]);
         let mut obj = json!({"spec": {"size": 0}});
-        assert_eq!(validate(&schema(), &mut obj).len(), 1);
+        assert_eq!(validate(&schema(), &mut obj).0.len(), 1);
     }
 }

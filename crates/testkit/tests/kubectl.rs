@@ -252,6 +252,17 @@ spec:
     let (ok, _, err) = server.run(&["create", "-f", &bad]);
     assert!(!ok && err.contains("spec.size"), "{err}");
 
+    // kubectl asks for strict field validation: an undeclared field is an error.
+    let unknown = file(
+        "unknown.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w3\nspec:\n  size: 1\n  colour: red\n",
+    );
+    let (ok, _, err) = server.run(&["create", "-f", &unknown]);
+    assert!(
+        !ok && err.contains("unknown field \"spec.colour\""),
+        "{err}"
+    );
+
     // delete.
     assert_eq!(
         server.ok(&["delete", "-f", &secret]).trim(),
