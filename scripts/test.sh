@@ -62,8 +62,17 @@ install_python_oracles() {
   export GITSEAL_PYTHON="$venv/bin/python"
 }
 
+require_kubectl() {
+  # kubectl comes with machines of the project's kind; the testkit conformance tests use it.
+  if ! command -v kubectl >/dev/null; then
+    echo "error: kubectl is not on PATH; the testkit conformance tests need it" >&2
+    exit 1
+  fi
+}
+
 install_age
 install_python_oracles
+require_kubectl
 export GITSEAL_AGE="$(command -v age)"
 # A missing tool fails the run instead of skipping its tests.
 export GITSEAL_REQUIRE_TOOLS=1

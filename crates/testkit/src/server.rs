@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::error::ApiError;
 use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{DeleteOptions, EventType, PatchKind, Store, WriteOptions};
+use crate::store::{DeleteOptions, EventType, PatchKind, Store, Stored, WriteOptions, text_at};
 
 /// What a token may do: every listed verb on every listed resource of every listed group,
 /// in the listed namespaces. `*` matches anything; an empty `namespaces` means all.
@@ -408,13 +408,111 @@ pub(crate) async fn handle(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("as=Table"));
+    if matches!(verb, "get" | "list") {
+        return match read(&shared, &target, verb, &params) {
+            Ok(reply) if table => json_response(200, &to_table(&target.rt, &reply)),
+            Ok(reply) => {
+                let body = render(&target.rt, &reply);
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response()
+            }
+            Err(error) => error_response(&error),
+        };
+    }
     match serve(&shared, &target, verb, &params, &content_type, &body, &opts) {
-        Ok((code, value)) if table && matches!(verb, "get" | "list") => {
-            json_response(code, &to_table(&target.rt, &value))
-        }
         Ok((code, value)) => json_response(code, &value),
         Err(error) => error_response(&error),
     }
+}
+
+/// The answer to a get (one object, no list metadata) or a list.
+struct Reply {
+    list_metadata: Option<Value>,
+    items: Vec<Stored>,
+}
+
+/// get and list: the store lock is held only to collect the objects; they are encoded
+/// after it is released.
+fn read(
+    shared: &Shared,
+    target: &Target,
+    verb: &str,
+    params: &HashMap<String, String>,
+) -> Result<Reply, ApiError> {
+    let rt = &target.rt;
+    let store = shared.store.lock().expect("store lock");
+    if verb == "get" {
+        let ns = target.namespace.as_deref().unwrap_or_default();
+        let name = target.name.as_deref().unwrap_or_default();
+        return Ok(Reply {
+            list_metadata: None,
+            items: vec![store.get_stored(rt, ns, name)?],
+        });
+    }
+    let (labels, fields) = selectors(params)?;
+    let limit = params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0);
+    let token = params
+        .get("continue")
+        .map(String::as_str)
+        .filter(|c| !c.is_empty());
+    let page = store.list(
+        rt,
+        target.namespace.as_deref(),
+        &labels,
+        &fields,
+        limit,
+        token,
+    )?;
+    let mut metadata = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(token) = page.continue_token {
+        metadata["continue"] = json!(token);
+    }
+    if let Some(remaining) = page.remaining {
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    Ok(Reply {
+        list_metadata: Some(metadata),
+        items: page.items,
+    })
+}
+
+/// Encodes a reply by copying each object's stored JSON (re-encoding only objects read
+/// through another version of their resource).
+fn render(rt: &ResourceType, reply: &Reply) -> Vec<u8> {
+    let api_version = rt.api_version();
+    let object = |stored: &Stored, out: &mut Vec<u8>| {
+        if stored.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str()) {
+            out.extend_from_slice(&stored.json);
+        } else {
+            serde_json::to_writer(&mut *out, &Store::present(rt, stored))
+                .expect("a JSON value serializes");
+        }
+    };
+    let Some(metadata) = &reply.list_metadata else {
+        let mut out = Vec::new();
+        object(&reply.items[0], &mut out);
+        return out;
+    };
+    let size: usize = reply.items.iter().map(|s| s.json.len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 256);
+    let head = json!({"apiVersion": api_version, "kind": format!("{}List", rt.kind), "metadata": metadata}).to_string();
+    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, stored) in reply.items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        object(stored, &mut out);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -445,37 +543,6 @@ fn serve(
     let sub = target.subresource.as_deref().filter(|s| *s == "status");
     let mut store = shared.store.lock().expect("store lock");
     match verb {
-        "get" => Ok((200, Store::present(rt, &*store.get(rt, ns, name)?))),
-        "list" => {
-            let (labels, fields) = selectors(params)?;
-            let limit = params
-                .get("limit")
-                .and_then(|l| l.parse().ok())
-                .filter(|l| *l > 0);
-            let page = store.list(
-                rt,
-                target.namespace.as_deref(),
-                &labels,
-                &fields,
-                limit,
-                params
-                    .get("continue")
-                    .map(String::as_str)
-                    .filter(|c| !c.is_empty()),
-            )?;
-            let items: Vec<Value> = page.items.iter().map(|o| Store::present(rt, o)).collect();
-            let mut metadata = json!({"resourceVersion": page.rv.to_string()});
-            if let Some(token) = page.continue_token {
-                metadata["continue"] = json!(token);
-            }
-            if let Some(remaining) = page.remaining {
-                metadata["remainingItemCount"] = json!(remaining);
-            }
-            Ok((
-                200,
-                json!({"apiVersion": rt.api_version(), "kind": format!("{}List", rt.kind), "metadata": metadata, "items": items}),
-            ))
-        }
         "create" => Ok((201, store.create(rt, ns, parse_body(body)?, opts)?)),
         "update" => Ok((
             200,
@@ -542,16 +609,8 @@ fn serve(
             )?;
             let mut items = Vec::new();
             for object in page.items {
-                let ns = object
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let name = object
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let ns = text_at(&object, "/metadata/namespace");
+                let name = text_at(&object, "/metadata/name");
                 items.push(Store::present(
                     rt,
                     &store.delete(rt, &ns, &name, &DeleteOptions::default())?,
@@ -567,11 +626,8 @@ fn serve(
 }
 
 /// kubectl's `get` output: a `meta.k8s.io/v1` Table.
-fn to_table(rt: &ResourceType, value: &Value) -> Value {
-    let objects: Vec<&Value> = match value.get("items").and_then(Value::as_array) {
-        Some(items) => items.iter().collect(),
-        None => vec![value],
-    };
+fn to_table(rt: &ResourceType, reply: &Reply) -> Value {
+    let objects: Vec<&Value> = reply.items.iter().map(|s| &**s).collect();
     let mut columns = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
     ];
@@ -596,9 +652,10 @@ fn to_table(rt: &ResourceType, value: &Value) -> Value {
             json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}})
         })
         .collect();
-    let resource_version = value
-        .pointer("/metadata/resourceVersion")
-        .cloned()
+    let resource_version = reply
+        .list_metadata
+        .as_ref()
+        .and_then(|m| m.get("resourceVersion").cloned())
         .unwrap_or_default();
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version}, "columnDefinitions": columns, "rows": rows})
 }

@@ -98,10 +98,37 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
+/// A stored object and its JSON encoding, made once per write so that lists and watches
+/// copy bytes instead of serializing objects again (as upstream's watch cache does).
+#[derive(Clone)]
+pub struct Stored {
+    /// The object.
+    pub object: Arc<Value>,
+    /// `object` as JSON.
+    pub json: Arc<[u8]>,
+}
+
+impl Stored {
+    fn new(object: Arc<Value>) -> Self {
+        let json = serde_json::to_vec(&*object)
+            .expect("a JSON value serializes")
+            .into();
+        Self { object, json }
+    }
+}
+
+impl std::ops::Deref for Stored {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.object
+    }
+}
+
 /// A page of a list.
 pub struct Page {
     /// The objects.
-    pub items: Vec<Arc<Value>>,
+    pub items: Vec<Stored>,
     /// The store's resourceVersion when the list was taken.
     pub rv: u64,
     /// Token for the next page.
@@ -114,7 +141,7 @@ pub struct Page {
 pub struct Store {
     /// Served types.
     pub registry: Registry,
-    objects: HashMap<ResourceKey, BTreeMap<ObjectKey, Arc<Value>>>,
+    objects: HashMap<ResourceKey, BTreeMap<ObjectKey, Stored>>,
     rv: u64,
     log: VecDeque<Arc<Event>>,
     log_capacity: usize,
@@ -128,6 +155,23 @@ const GENERATE_NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// The string at a JSON pointer, or empty.
+pub(crate) fn text_at(object: &Value, pointer: &str) -> String {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The (group, plural) a CustomResourceDefinition defines.
+fn crd_resource(crd: &Value) -> ResourceKey {
+    (
+        text_at(crd, "/spec/group"),
+        text_at(crd, "/spec/names/plural"),
+    )
 }
 
 fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
@@ -280,7 +324,7 @@ impl Store {
         self.rv
     }
 
-    fn bucket(&self, rt: &ResourceType) -> Option<&BTreeMap<ObjectKey, Arc<Value>>> {
+    fn bucket(&self, rt: &ResourceType) -> Option<&BTreeMap<ObjectKey, Stored>> {
         self.objects.get(&rt.storage_key())
     }
 
@@ -304,6 +348,16 @@ impl Store {
         namespace: &str,
         name: &str,
     ) -> Result<Arc<Value>, ApiError> {
+        self.get_stored(rt, namespace, name).map(|s| s.object)
+    }
+
+    /// `get`, with the object's JSON encoding.
+    pub fn get_stored(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Stored, ApiError> {
         self.bucket(rt)
             .and_then(|b| b.get(&Self::object_key(rt, namespace, name)))
             .cloned()
@@ -328,15 +382,17 @@ impl Store {
         let mut remaining = 0;
         let mut last = None;
         if let Some(bucket) = self.bucket(rt) {
-            let range = bucket.range(start.clone().unwrap_or_default()..);
-            for (key, object) in range {
+            // Keys sort by namespace first: a namespaced list reads only its namespace.
+            let first = (namespace.unwrap_or_default().to_owned(), String::new());
+            let from = start.clone().map_or(first.clone(), |s| s.max(first));
+            for (key, object) in bucket.range(from..) {
                 if start.as_ref() == Some(key) {
                     continue;
                 }
-                if namespace.is_some_and(|ns| ns != key.0)
-                    || !labels.matches(object)
-                    || !fields.matches(object)
-                {
+                if namespace.is_some_and(|ns| ns != key.0) {
+                    break;
+                }
+                if !labels.matches(object) || !fields.matches(object) {
                     continue;
                 }
                 if limit.is_some_and(|l| items.len() >= l) {
@@ -664,23 +720,14 @@ impl Store {
         let rv = self.next_rv();
         meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
         if let Some(types) = crd_types {
-            let group = object
-                .pointer("/spec/group")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let plural = object
-                .pointer("/spec/names/plural")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let (group, plural) = crd_resource(&object);
             self.registry.set_custom(&group, &plural, types);
         }
         let stored = Arc::new(object);
         self.objects
             .entry(rt.storage_key())
             .or_default()
-            .insert(key, stored.clone());
+            .insert(key, Stored::new(stored.clone()));
         self.record(rt.storage_key(), EventType::Added, stored.clone());
         Ok((*stored).clone())
     }
@@ -858,7 +905,7 @@ impl Store {
         self.objects
             .entry(rt.storage_key())
             .or_default()
-            .insert(key, stored.clone());
+            .insert(key, Stored::new(stored.clone()));
         self.record(rt.storage_key(), EventType::Modified, stored.clone());
         Ok((*stored).clone())
     }
@@ -1030,16 +1077,7 @@ impl Store {
         }
         self.record(rt.storage_key(), EventType::Deleted, last.clone());
         if rt.kind == "CustomResourceDefinition" && rt.group == "apiextensions.k8s.io" {
-            let group = last
-                .pointer("/spec/group")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let plural = last
-                .pointer("/spec/names/plural")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let (group, plural) = crd_resource(&last);
             self.registry.set_custom(&group, &plural, Vec::new());
             self.objects.remove(&(group, plural));
         }
@@ -1212,7 +1250,7 @@ impl Store {
                         .and_then(Value::as_array)
                         .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid));
                     if owned {
-                        out.push((t.clone(), key.clone(), object.clone()));
+                        out.push((t.clone(), key.clone(), object.object.clone()));
                     }
                 }
             }

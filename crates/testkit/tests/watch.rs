@@ -26,11 +26,12 @@ fn cm(name: &str) -> ConfigMap {
 }
 
 async fn eventually<F: Fn() -> bool>(what: &str, check: F) {
-    for _ in 0..200 {
+    // Generous: kube-runtime backs off for seconds after failures, and CI machines are busy.
+    for _ in 0..600 {
         if check() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for {what}");
 }
