@@ -733,3 +733,125 @@ async fn injected_faults_and_latency() {
     secrets.get("s").await.unwrap();
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
 }
+
+#[tokio::test]
+async fn other_built_in_kinds_dry_run_and_deletecollection() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+    use k8s_openapi::api::events::v1::Event;
+    let server = TestServer::start().await.unwrap();
+    let client = client(&server).await;
+
+    // Leases, as leader election uses them: create, then a conditional update.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "leader"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}))
+    .unwrap();
+    let mut lease = leases.create(&PostParams::default(), &lease).await.unwrap();
+    lease.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    let taken = leases
+        .replace("leader", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    assert_eq!(taken.spec.unwrap().holder_identity.as_deref(), Some("b"));
+    assert_eq!(
+        status_code(
+            leases
+                .replace("leader", &PostParams::default(), &lease)
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
+
+    // events.k8s.io Events, ServiceAccounts and Services are served.
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event: Event = serde_json::from_value(json!({"metadata": {"generateName": "unsealed-"},
+        "eventTime": "2026-11-23T00:00:00.000000Z", "reason": "Unsealed", "action": "Unseal",
+        "reportingController": "gitseal", "reportingInstance": "gitseal-0", "type": "Normal",
+        "regarding": {"kind": "SealedSecret", "name": "x", "namespace": "default"}}))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+    assert_eq!(
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "gitseal"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let service: Service = serde_json::from_value(json!({"metadata": {"name": "gitseal"},
+        "spec": {"ports": [{"name": "http", "port": 8080}]}}))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let patched = services
+        .patch(
+            "gitseal",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"ports": [{"name": "metrics", "port": 8081}]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.spec.unwrap().ports.unwrap().len(),
+        2,
+        "ports merge by their key"
+    );
+
+    // dryRun=All answers without storing.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    secrets
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &secret("dry", &[]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status_code(secrets.get("dry").await.unwrap_err()), 404);
+
+    // deletecollection with a label selector deletes exactly the matching objects.
+    for name in ["a", "b"] {
+        secrets
+            .create(&PostParams::default(), &secret(name, &[]))
+            .await
+            .unwrap();
+    }
+    let mut other = secret("c", &[]);
+    other.metadata.labels = Some([("app".to_owned(), "other".to_owned())].into());
+    secrets
+        .create(&PostParams::default(), &other)
+        .await
+        .unwrap();
+    secrets
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=demo"),
+        )
+        .await
+        .unwrap();
+    let left: Vec<String> = secrets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}

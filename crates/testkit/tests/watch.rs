@@ -245,3 +245,37 @@ async fn a_controller_reconciles_every_object_including_after_restarts_of_its_wa
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn streaming_lists_send_initial_events_then_the_end_bookmark() {
+    let server = TestServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await, "default");
+    for name in ["a", "b"] {
+        cms.create(&PostParams::default(), &cm(name)).await.unwrap();
+    }
+    let params = WatchParams::default().initial_events().timeout(5);
+    let mut stream = cms.watch(&params, "").await.unwrap().boxed();
+    let mut added = Vec::new();
+    loop {
+        match stream
+            .try_next()
+            .await
+            .unwrap()
+            .expect("the stream ends after the bookmark")
+        {
+            WatchEvent::Added(o) => added.push(o.metadata.name.unwrap()),
+            WatchEvent::Bookmark(b) => {
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(added, ["a", "b"]);
+}
