@@ -1,7 +1,13 @@
 //! The `gitseal` command-line tool. One module per subcommand; `main.rs` only parses
 //! arguments, runs the subcommand and turns its error into an exit status.
+//!
+//! The binary is multi-call: invoked as `kubeseal` (e.g. through a symlink) it is the
+//! kubeseal-compatible tool, the same as `gitseal kubeseal`.
 
 pub mod demo;
+pub mod kubeseal;
+pub mod manifest;
+pub mod sealing;
 
 use clap::{Parser, Subcommand};
 
@@ -20,11 +26,25 @@ pub enum Command {
     /// Seal and unseal a demo Secret end to end with a freshly generated key.
     #[command(after_help = demo::EXAMPLES)]
     Demo(demo::Args),
+    /// Bitnami kubeseal's command line, flag for flag.
+    #[command(after_help = kubeseal::EXAMPLES, disable_version_flag = true)]
+    Kubeseal(Box<kubeseal::Args>),
 }
 
 /// Runs the parsed command line, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(&args, out),
+        Command::Kubeseal(args) => kubeseal::run(&args, out),
     }
+}
+
+/// Prints an error as kubeseal does (`error: …` on standard error), with a hint when one
+/// helps, and returns exit status 1.
+pub fn report(error: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("error: {error:#}");
+    if let Some(failure) = error.downcast_ref::<sealing::UnsealFailure>() {
+        eprintln!("hint: {}", failure.hint());
+    }
+    std::process::ExitCode::FAILURE
 }

@@ -1,0 +1,393 @@
+//! The kubeseal-compatible command line: `gitseal kubeseal [flags]`, or the binary invoked
+//! as `kubeseal`. Same flags, defaults, `SEALED_SECRETS_*` environment variables, mode
+//! precedence, output and error texts as Bitnami's kubeseal.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{ArgAction, Parser};
+use gitseal_crypto::sealed::{Certificate, Scope, seal};
+use serde_json::Value;
+
+use crate::manifest::{self, Format};
+use crate::sealing::{self, SealOptions};
+
+/// Examples shown by `--help`.
+pub const EXAMPLES: &str = "Examples:
+  # Seal a Secret with a certificate fetched earlier (kubeseal --fetch-cert > cert.pem)
+  kubectl create secret generic db --from-literal=password=s3cr3t --dry-run=client -o yaml \\
+    | kubeseal --cert cert.pem -o yaml > db-sealed.yaml
+
+  # Seal one value for a SealedSecret you write by hand
+  echo -n s3cr3t | kubeseal --cert cert.pem --raw --namespace prod --name db
+
+  # Add or replace items of an existing SealedSecret file in place
+  kubeseal --cert cert.pem --merge-into db-sealed.yaml < new-items.yaml
+
+  # Decrypt offline with the controller's key backup
+  kubeseal --recovery-unseal --recovery-private-key keys-backup.yaml < db-sealed.yaml";
+
+/// Flags of kubeseal.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubeseal",
+    version,
+    about = "Seal Kubernetes Secrets (kubeseal-compatible)",
+    after_help = EXAMPLES,
+    disable_version_flag = true
+)]
+pub struct Args {
+    /// Certificate / public key file/URL to use for encryption. Overrides --controller-*.
+    #[arg(long, env = "SEALED_SECRETS_CERT", default_value = "")]
+    pub cert: String,
+    /// Namespace of the sealed-secrets controller.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
+        default_value = "kube-system"
+    )]
+    pub controller_namespace: String,
+    /// Name of the sealed-secrets controller (its Service).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CONTROLLER_NAME",
+        default_value = "sealed-secrets-controller"
+    )]
+    pub controller_name: String,
+    /// Output format for the sealed secret: json or yaml.
+    #[arg(
+        short = 'o',
+        long = "format",
+        env = "SEALED_SECRETS_FORMAT",
+        default_value = "json"
+    )]
+    pub format: Format,
+    /// Secret (JSON or YAML) input file; standard input when absent.
+    #[arg(short = 'f', long = "secret-file", env = "SEALED_SECRETS_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// SealedSecret output file; standard output when absent. `.yaml`/`.yml` selects YAML.
+    #[arg(
+        short = 'w',
+        long = "sealed-secret-file",
+        env = "SEALED_SECRETS_SEALED_SECRET_FILE"
+    )]
+    pub sealed_secret_file: Option<PathBuf>,
+    /// Write the certificate (from --cert) to the output and exit.
+    #[arg(long, env = "SEALED_SECRETS_FETCH_CERT")]
+    pub fetch_cert: bool,
+    /// Allow a Secret without data.
+    #[arg(long, env = "SEALED_SECRETS_ALLOW_EMPTY_DATA")]
+    pub allow_empty_data: bool,
+    /// Validate a SealedSecret with the controller.
+    #[arg(long, env = "SEALED_SECRETS_VALIDATE")]
+    pub validate: bool,
+    /// Merge the sealed items into an existing SealedSecret file, in place.
+    #[arg(long, env = "SEALED_SECRETS_MERGE_INTO")]
+    pub merge_into: Option<PathBuf>,
+    /// Encrypt one raw value (standard input or --from-file) and print only the ciphertext.
+    #[arg(long, env = "SEALED_SECRETS_RAW")]
+    pub raw: bool,
+    /// Name of the Secret for --raw; otherwise overrides the input Secret's name.
+    #[arg(long, env = "SEALED_SECRETS_NAME")]
+    pub name: Option<String>,
+    /// With --raw: the file to encrypt, as `[key=]path` (the key is ignored).
+    #[arg(long, env = "SEALED_SECRETS_FROM_FILE")]
+    pub from_file: Vec<String>,
+    /// Scope: strict, namespace-wide or cluster-wide.
+    #[arg(long, env = "SEALED_SECRETS_SCOPE", default_value = "strict")]
+    pub scope: Scope,
+    /// Re-encrypt SealedSecrets with the controller's newest key.
+    #[arg(long, alias = "rotate", env = "SEALED_SECRETS_RE_ENCRYPT")]
+    pub re_encrypt: bool,
+    /// Decrypt a SealedSecret offline with --recovery-private-key.
+    #[arg(long, env = "SEALED_SECRETS_RECOVERY_UNSEAL")]
+    pub recovery_unseal: bool,
+    /// Private key file(s) for --recovery-unseal (repeatable or comma-separated).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_RECOVERY_PRIVATE_KEY",
+        value_delimiter = ','
+    )]
+    pub recovery_private_key: Vec<PathBuf>,
+    /// Path to the kubeconfig file.
+    #[arg(long, env = "SEALED_SECRETS_KUBECONFIG", default_value = "")]
+    pub kubeconfig: String,
+    /// Namespace scope (defaults to the kubeconfig context's namespace, else `default`).
+    #[arg(short = 'n', long, env = "SEALED_SECRETS_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The kubeconfig context to use.
+    #[arg(long, env = "SEALED_SECRETS_CONTEXT")]
+    pub context: Option<String>,
+    /// Print the version.
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub version: bool,
+}
+
+/// The namespace of the kubeconfig's (current or given) context, if any.
+fn kubeconfig_namespace(args: &Args) -> Option<String> {
+    let path = if !args.kubeconfig.is_empty() {
+        PathBuf::from(&args.kubeconfig)
+    } else if let Some(list) = std::env::var_os("KUBECONFIG") {
+        std::env::split_paths(&list).next()?
+    } else {
+        PathBuf::from(std::env::var_os("HOME")?).join(".kube/config")
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let config: Value = serde_saphyr::from_str(&text).ok()?;
+    let context = args
+        .context
+        .clone()
+        .or_else(|| config.get("current-context")?.as_str().map(str::to_owned))?;
+    config
+        .get("contexts")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(context.as_str()))?
+        .pointer("/context/namespace")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Reads `--cert`: a path, `file://` URL or (later) `http(s)://` URL.
+fn read_cert_source(cert: &str) -> anyhow::Result<Vec<u8>> {
+    let scheme = cert.split_once("://").map(|(s, _)| s);
+    match scheme {
+        None => std::fs::read(cert).with_context(|| format!("cannot read certificate {cert:?}")),
+        Some(s) if s.len() == 1 => {
+            std::fs::read(cert).with_context(|| format!("cannot read certificate {cert:?}"))
+        }
+        Some("file") => {
+            let path = &cert["file://".len()..];
+            std::fs::read(path).with_context(|| format!("cannot read certificate {path:?}"))
+        }
+        Some(_) => bail!(
+            "cannot fetch {cert:?}: fetching certificates over the network is not supported yet; \
+             download it (e.g. curl -o cert.pem {cert}) and pass --cert cert.pem"
+        ),
+    }
+}
+
+fn no_cert() -> anyhow::Error {
+    anyhow::anyhow!(
+        "no certificate: fetching it from the controller is not supported yet; pass --cert \
+         (a file saved with `kubeseal --fetch-cert`, or the controller's tls.crt)"
+    )
+}
+
+fn read_input(args: &Args) -> anyhow::Result<Vec<u8>> {
+    let mut input = Vec::new();
+    match &args.secret_file {
+        Some(path) => {
+            input =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        }
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("(tty detected: expecting json/yaml k8s resource in stdin)");
+            }
+            stdin
+                .lock()
+                .read_to_end(&mut input)
+                .context("cannot read standard input")?;
+        }
+    }
+    Ok(input)
+}
+
+/// Writes the result to `-w` (atomically) or to `out`.
+fn emit(args: &Args, out: &mut dyn Write, bytes: &[u8]) -> anyhow::Result<()> {
+    match &args.sealed_secret_file {
+        Some(path) => manifest::write_atomic(path, bytes),
+        None => out.write_all(bytes).context("cannot write the output"),
+    }
+}
+
+fn output_format(args: &Args) -> Format {
+    match &args.sealed_secret_file {
+        Some(path) => manifest::format_for_path(path, args.format),
+        None => args.format,
+    }
+}
+
+/// Runs kubeseal with `args`, writing results to `out`.
+pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    if args.version {
+        writeln!(out, "kubeseal version: {}", env!("CARGO_PKG_VERSION"))?;
+        return Ok(());
+    }
+    if !args.from_file.is_empty() && !args.raw {
+        bail!("--from-file requires --raw");
+    }
+    let explicit_namespace = args.namespace.clone();
+    let default_namespace = explicit_namespace
+        .clone()
+        .or_else(|| kubeconfig_namespace(args))
+        .unwrap_or_else(|| "default".to_owned());
+    let format = output_format(args);
+
+    if args.recovery_unseal {
+        let mut contents = Vec::new();
+        for path in &args.recovery_private_key {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            contents.push((path.display().to_string(), bytes));
+        }
+        let keyring = sealing::load_recovery_keys(&contents)?;
+        let mut rendered = String::new();
+        for document in manifest::parse_documents(&read_input(args)?)? {
+            let secret = sealing::unseal_sealed_secret(document, &keyring)?;
+            rendered.push_str(&manifest::render(&secret, format)?);
+        }
+        return emit(args, out, rendered.as_bytes());
+    }
+    if args.validate || args.re_encrypt {
+        bail!(
+            "--validate and --re-encrypt need the controller, which gitseal cannot reach yet; \
+             use --recovery-unseal with the controller's keys to check a SealedSecret offline"
+        );
+    }
+    if args.cert.is_empty() {
+        return Err(no_cert());
+    }
+    let cert_bytes = read_cert_source(&args.cert)?;
+    if args.fetch_cert {
+        return emit(args, out, &cert_bytes);
+    }
+    let certificate =
+        Certificate::from_pem(&cert_bytes).context("failed to read the certificate")?;
+    let key = certificate
+        .sealing_key()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let options = SealOptions {
+        key: &key,
+        scope: args.scope,
+        name: args.name.clone(),
+        namespace: explicit_namespace.clone(),
+        default_namespace: default_namespace.clone(),
+        allow_empty_data: args.allow_empty_data,
+    };
+
+    if let Some(target) = &args.merge_into {
+        return merge_into(args, target, &options, format);
+    }
+    if args.raw {
+        return raw(args, out, &options);
+    }
+    let documents = manifest::parse_documents(&read_input(args)?)?;
+    if documents.is_empty() {
+        bail!("no secrets found. Ensure the input is valid and UTF-8 encoded");
+    }
+    let mut rendered = String::new();
+    for document in documents {
+        let sealed = sealing::seal_secret(document, &options)?;
+        rendered.push_str(&manifest::render(&sealed, format)?);
+    }
+    emit(args, out, rendered.as_bytes())
+}
+
+fn raw(args: &Args, out: &mut dyn Write, options: &SealOptions<'_>) -> anyhow::Result<()> {
+    let namespace = options
+        .namespace
+        .clone()
+        .unwrap_or_else(|| options.default_namespace.clone());
+    if options.scope != Scope::ClusterWide && namespace.is_empty() {
+        bail!(
+            "must provide the --namespace flag with --raw and --scope {}",
+            options.scope
+        );
+    }
+    let name = args.name.clone().unwrap_or_default();
+    if options.scope == Scope::Strict && name.is_empty() {
+        bail!("must provide the --name flag with --raw and --scope strict");
+    }
+    let plaintext = match args.from_file.as_slice() {
+        [] => {
+            let mut input = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut input)
+                .context("cannot read standard input")?;
+            input
+        }
+        [spec] => {
+            let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
+            std::fs::read(path).with_context(|| format!("cannot read {path}"))?
+        }
+        _ => bail!("must provide exactly one --from-file with --raw"),
+    };
+    let sealed = seal(
+        options.key,
+        &options.scope.label(&namespace, &name),
+        &plaintext,
+    )?;
+    emit(args, out, sealed.as_bytes())
+}
+
+fn merge_into(
+    args: &Args,
+    target: &Path,
+    options: &SealOptions<'_>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let original =
+        std::fs::read(target).with_context(|| format!("cannot read {}", target.display()))?;
+    let mut existing = manifest::parse_documents(&original)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} holds no SealedSecret", target.display()))?;
+    let name = manifest::text(&existing, "/metadata/name")
+        .unwrap_or_default()
+        .to_owned();
+    let namespace = manifest::text(&existing, "/metadata/namespace").map(str::to_owned);
+    let forced = SealOptions {
+        key: options.key,
+        scope: options.scope,
+        name: Some(name),
+        namespace: None,
+        default_namespace: namespace.unwrap_or_else(|| options.default_namespace.clone()),
+        allow_empty_data: options.allow_empty_data,
+    };
+    for mut document in manifest::parse_documents(&read_input(args)?)? {
+        if let Some(Value::Object(meta)) = document.get_mut("metadata") {
+            meta.remove("namespace");
+        }
+        let sealed = sealing::seal_secret(document, &forced)?;
+        let spec = manifest::expect_object(&mut existing, "the target")?
+            .entry("spec")
+            .or_insert_with(|| serde_json::json!({}));
+        merge_map(
+            spec,
+            "/encryptedData",
+            sealed.pointer("/spec/encryptedData"),
+        );
+        for field in ["labels", "annotations"] {
+            merge_map(
+                spec,
+                &format!("/template/metadata/{field}"),
+                sealed.pointer(&format!("/spec/template/metadata/{field}")),
+            );
+        }
+    }
+    manifest::write_atomic(target, manifest::render(&existing, format)?.as_bytes())
+}
+
+/// Copies the entries of `from` into the object at `pointer` under `root`, creating it.
+fn merge_map(root: &mut Value, pointer: &str, from: Option<&Value>) {
+    let Some(Value::Object(from)) = from else {
+        return;
+    };
+    let mut node = root;
+    for key in pointer.split('/').skip(1) {
+        if !node.get(key).is_some_and(Value::is_object) {
+            node[key] = serde_json::json!({});
+        }
+        node = &mut node[key];
+    }
+    if let Value::Object(map) = node {
+        for (k, v) in from {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+}
