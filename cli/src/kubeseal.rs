@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{ArgAction, Parser};
-use gitseal_crypto::sealed::{Certificate, Scope, seal};
+use gitseal_crypto::sealed::{Certificate, PublicKey, Scope, seal};
 use serde_json::Value;
 
 use crate::manifest::{self, Format};
@@ -150,7 +150,7 @@ fn kubeconfig_namespace(args: &Args) -> Option<String> {
 }
 
 /// Reads `--cert`: a path, `file://` URL or (later) `http(s)://` URL.
-fn read_cert_source(cert: &str) -> anyhow::Result<Vec<u8>> {
+pub fn read_cert_source(cert: &str) -> anyhow::Result<Vec<u8>> {
     let scheme = cert.split_once("://").map(|(s, _)| s);
     match scheme {
         None => std::fs::read(cert).with_context(|| format!("cannot read certificate {cert:?}")),
@@ -255,11 +255,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if args.fetch_cert {
         return emit(args, out, &cert_bytes);
     }
-    let certificate =
-        Certificate::from_pem(&cert_bytes).context("failed to read the certificate")?;
-    let key = certificate
-        .sealing_key()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = sealing_key(&args.cert)?;
     let options = SealOptions {
         key: &key,
         scope: args.scope,
@@ -275,16 +271,36 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if args.raw {
         return raw(args, out, &options);
     }
-    let documents = manifest::parse_documents(&read_input(args)?)?;
+    let rendered = seal_documents(&read_input(args)?, &options, format)?;
+    emit(args, out, rendered.as_bytes())
+}
+
+/// Seals every Secret of a JSON or YAML stream and renders the SealedSecrets.
+pub fn seal_documents(
+    input: &[u8],
+    options: &SealOptions<'_>,
+    format: Format,
+) -> anyhow::Result<String> {
+    let documents = manifest::parse_documents(input)?;
     if documents.is_empty() {
         bail!("no secrets found. Ensure the input is valid and UTF-8 encoded");
     }
     let mut rendered = String::new();
     for document in documents {
-        let sealed = sealing::seal_secret(document, &options)?;
+        let sealed = sealing::seal_secret(document, options)?;
         rendered.push_str(&manifest::render(&sealed, format)?);
     }
-    emit(args, out, rendered.as_bytes())
+    Ok(rendered)
+}
+
+/// Reads a certificate from `--cert` and returns its public key for sealing, refusing an
+/// expired certificate.
+pub fn sealing_key(cert: &str) -> anyhow::Result<PublicKey> {
+    let bytes = read_cert_source(cert)?;
+    let certificate = Certificate::from_pem(&bytes).context("failed to read the certificate")?;
+    certificate
+        .sealing_key()
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn raw(args: &Args, out: &mut dyn Write, options: &SealOptions<'_>) -> anyhow::Result<()> {

@@ -4,9 +4,12 @@
 //! The binary is multi-call: invoked as `kubeseal` (e.g. through a symlink) it is the
 //! kubeseal-compatible tool, the same as `gitseal kubeseal`.
 
+pub mod cert;
 pub mod demo;
 pub mod kubeseal;
 pub mod manifest;
+pub mod reseal;
+pub mod seal;
 pub mod sealing;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +29,20 @@ pub enum Command {
     /// Seal and unseal a demo Secret end to end with a freshly generated key.
     #[command(after_help = demo::EXAMPLES)]
     Demo(demo::Args),
+    /// Seal Secret manifests into SealedSecrets that are safe to commit.
+    #[command(after_help = seal::EXAMPLES)]
+    Seal(seal::Args),
+    /// Re-encrypt every SealedSecret under the given paths to a new certificate, in place.
+    #[command(after_help = reseal::EXAMPLES)]
+    Reseal(reseal::Args),
+    /// Show or describe the controller certificate.
+    #[command(after_help = cert::EXAMPLES)]
+    Cert(cert::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Bitnami kubeseal's command line, flag for flag.
     #[command(after_help = kubeseal::EXAMPLES, disable_version_flag = true)]
     Kubeseal(Box<kubeseal::Args>),
@@ -36,6 +53,14 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(&args, out),
         Command::Kubeseal(args) => kubeseal::run(&args, out),
+        Command::Seal(args) => seal::run(&args, out),
+        Command::Reseal(args) => reseal::run(&args, out),
+        Command::Cert(args) => cert::run(&args, out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "gitseal", out);
+            Ok(())
+        }
     }
 }
 
