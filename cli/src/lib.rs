@@ -5,6 +5,7 @@
 //! kubeseal-compatible tool, the same as `gitseal kubeseal`.
 
 pub mod cert;
+pub mod check;
 pub mod demo;
 pub mod kubeseal;
 pub mod manifest;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Re-encrypt every SealedSecret under the given paths to a new certificate, in place.
     #[command(after_help = reseal::EXAMPLES)]
     Reseal(reseal::Args),
+    /// Fail on plaintext Secret manifests and unencrypted SOPS files (pre-commit, CI).
+    #[command(after_help = check::EXAMPLES)]
+    Check(check::Args),
     /// Show or describe the controller certificate.
     #[command(after_help = cert::EXAMPLES)]
     Cert(cert::Args),
@@ -56,6 +60,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         Command::Seal(args) => seal::run(&args, out),
         Command::Reseal(args) => reseal::run(&args, out),
         Command::Cert(args) => cert::run(&args, out),
+        Command::Check(args) => check::run(&args, out),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "gitseal", out);

@@ -239,3 +239,70 @@ fn reseal_moves_a_repository_to_a_new_certificate() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&foreign_dir).unwrap();
 }
+
+#[test]
+fn check_flags_plaintext_secrets_and_unencrypted_sops_files() {
+    let shared = require_shared!();
+    let dir = temp("check");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let cert = shared.join("fixtures/sealed-secrets/kseal-sealing-cert.pem");
+    write(
+        "apps/sealed.yaml",
+        &ok(
+            &["seal", "--cert", cert.to_str().unwrap()],
+            SECRET.as_bytes(),
+        ),
+    );
+    let sops = std::fs::read_to_string(
+        shared.join("fixtures/sops/generated-sops-3.11.0/enc/k8s-secret.enc.yaml"),
+    )
+    .unwrap();
+    write("apps/sops-secret.yaml", &sops);
+    write(
+        "apps/chart.yaml",
+        "{{- if .Values.enabled }}\nkind: Secret\n{{- end }}\n",
+    );
+    write(
+        "apps/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n",
+    );
+    let clean = ok(&["check", dir.to_str().unwrap()], b"");
+    assert!(clean.is_empty(), "{clean}");
+
+    write("apps/plain.yaml", SECRET);
+    write("apps/values.enc.yaml", "password: hunter2\n");
+    write(
+        ".sops.yaml",
+        "creation_rules:\n  - path_regex: secrets/.*\\.yaml$\n    age: age1xyz\n",
+    );
+    write("secrets/app.yaml", "token: abc\n");
+    let output = gitseal(&["check", dir.to_str().unwrap()], b"");
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 3, "{report}");
+    assert!(
+        lines[0].contains("apps/plain.yaml: Secret prod/db holds plaintext data"),
+        "{report}"
+    );
+    assert!(
+        lines[1].contains("apps/values.enc.yaml: not SOPS-encrypted, but its name says"),
+        "{report}"
+    );
+    assert!(
+        lines[2].contains(
+            "secrets/app.yaml: not SOPS-encrypted, but a .sops.yaml creation rule matches it"
+        ),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("3 plaintext secret(s) found")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
