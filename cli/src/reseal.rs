@@ -152,19 +152,36 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         collect(path, &mut files)?;
     }
     let progress = std::io::stderr().is_terminal();
+    // Each value costs an RSA private-key operation: spread the files over every core.
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+    let chunk = files.len().div_ceil(workers).max(1);
+    let results: Vec<anyhow::Result<(Option<String>, usize)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let (keyring, key, done, total) = (&keyring, &key, &done, files.len());
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|file| {
+                            let result = std::fs::read_to_string(file)
+                                .map_err(anyhow::Error::from)
+                                .and_then(|text| reseal_file(&text, keyring, new_key_index, key));
+                            let count = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            if progress {
+                                eprint!("\r\x1b[2K[{count}/{total}] {}", file.display());
+                            }
+                            result
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a reseal worker panicked")).collect()
+    });
     let (mut changed, mut failures, mut values) = (Vec::new(), Vec::new(), 0);
-    for (done, file) in files.iter().enumerate() {
-        if progress {
-            eprint!("\r\x1b[2K[{}/{}] {}", done + 1, files.len(), file.display());
-        }
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) => {
-                failures.push(format!("{}: {e}", file.display()));
-                continue;
-            }
-        };
-        match reseal_file(&text, &keyring, new_key_index, &key) {
+    for (file, result) in files.iter().zip(results) {
+        match result {
             Ok((Some(new), count)) => {
                 values += count;
                 changed.push((file.clone(), new));

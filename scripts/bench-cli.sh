@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Whole-process benchmarks of the sealing CLI, side by side with the Python kubeseal-format
+# implementations (run scripts/test.sh once first: it installs them into target/interop-venv).
+#
+#   bash scripts/bench-cli.sh            # needs hyperfine (apt-get install hyperfine), openssl
+#
+# 1. Sealing a 10-key Secret with a local certificate (one process per run).
+# 2. Resealing a repository of 1,000 SealedSecrets to a new certificate.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SHARED=${GITSEAL_SHARED:-../shared}
+CERT=$SHARED/fixtures/sealed-secrets/kseal-sealing-cert.pem
+KEY=$SHARED/fixtures/sealed-secrets/kseal-sealing-key.pem
+PYTHON=${GITSEAL_PYTHON:-target/interop-venv/bin/python}
+for tool in hyperfine openssl; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
+done
+cargo build --release -q -p gitseal
+GITSEAL=$PWD/target/release/gitseal
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+{
+  printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: app, namespace: prod}\nstringData:\n'
+  for i in $(seq 1 10); do printf '  key%02d: value-number-%02d-0123456789abcdef\n' "$i" "$i"; done
+} > "$WORK/secret10.yaml"
+
+cat > "$WORK/seal10.py" <<'PY'
+import sys
+from cryptography import x509
+from kubesealpy import crypto
+key = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read()).public_key()
+for i in range(1, 11):
+    crypto.encrypt(b"value-number-%02d-0123456789abcdef" % i, key, b"prod/app")
+PY
+
+echo "== sealing a 10-key Secret, whole process"
+runs=(-N --warmup 5 --runs 50 "$GITSEAL kubeseal --cert $CERT -f $WORK/secret10.yaml")
+[ -x "$PYTHON" ] && runs+=("$PYTHON $WORK/seal10.py $CERT")
+hyperfine "${runs[@]}"
+
+echo "== resealing 1,000 SealedSecrets (RSA-4096, 2 cores)"
+mkdir -p "$WORK/repo"
+for i in $(seq 1 1000); do
+  printf -- '---\napiVersion: v1\nkind: Secret\nmetadata: {name: s%d, namespace: prod}\nstringData: {password: p%d}\n' "$i" "$i"
+done | "$GITSEAL" kubeseal --cert "$CERT" -o yaml > "$WORK/all.yaml"
+awk -v dir="$WORK/repo" '/^---$/ {n++} {print > (dir "/s" n ".yaml")}' "$WORK/all.yaml"
+openssl req -x509 -newkey rsa:4096 -nodes -subj /CN=new -days 30 \
+  -keyout "$WORK/new.key" -out "$WORK/new.pem" 2>/dev/null
+cp -r "$WORK/repo" "$WORK/pristine"
+hyperfine --runs 3 --prepare "rm -rf $WORK/repo && cp -r $WORK/pristine $WORK/repo" \
+  "$GITSEAL reseal $WORK/repo --cert $WORK/new.pem --private-key $KEY"
