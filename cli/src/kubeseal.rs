@@ -168,13 +168,6 @@ pub fn read_cert_source(cert: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn no_cert() -> anyhow::Error {
-    anyhow::anyhow!(
-        "no certificate: fetching it from the controller is not supported yet; pass --cert \
-         (a file saved with `kubeseal --fetch-cert`, or the controller's tls.crt)"
-    )
-}
-
 fn read_input(args: &Args) -> anyhow::Result<Vec<u8>> {
     let mut input = Vec::new();
     match &args.secret_file {
@@ -242,20 +235,43 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         return emit(args, out, rendered.as_bytes());
     }
+    let controller = || {
+        crate::cluster::Controller::connect(
+            &args.kubeconfig,
+            args.context.as_deref(),
+            &args.controller_namespace,
+            &args.controller_name,
+        )
+    };
     if args.validate || args.re_encrypt {
-        bail!(
-            "--validate and --re-encrypt need the controller, which gitseal cannot reach yet; \
-             use --recovery-unseal with the controller's keys to check a SealedSecret offline"
-        );
+        let controller = controller()?;
+        let input = read_input(args)?;
+        let mut rendered = String::new();
+        for document in manifest::parse_documents(&input)? {
+            if args.validate {
+                controller.verify(&document)?;
+            } else {
+                rendered.push_str(&manifest::render(&controller.rotate(&document)?, format)?);
+            }
+        }
+        if args.re_encrypt {
+            return match (&args.secret_file, &args.sealed_secret_file) {
+                // Like kubeseal: with -f and no -w, the input file is rewritten in place.
+                (Some(input), None) => manifest::write_atomic(input, rendered.as_bytes()),
+                _ => emit(args, out, rendered.as_bytes()),
+            };
+        }
+        return Ok(());
     }
-    if args.cert.is_empty() {
-        return Err(no_cert());
-    }
-    let cert_bytes = read_cert_source(&args.cert)?;
+    let cert_bytes = if args.cert.is_empty() {
+        controller()?.certificate()?
+    } else {
+        read_cert_source(&args.cert)?
+    };
     if args.fetch_cert {
         return emit(args, out, &cert_bytes);
     }
-    let key = sealing_key(&args.cert)?;
+    let key = key_from_pem(&cert_bytes)?;
     let options = SealOptions {
         key: &key,
         scope: args.scope,
@@ -296,8 +312,12 @@ pub fn seal_documents(
 /// Reads a certificate from `--cert` and returns its public key for sealing, refusing an
 /// expired certificate.
 pub fn sealing_key(cert: &str) -> anyhow::Result<PublicKey> {
-    let bytes = read_cert_source(cert)?;
-    let certificate = Certificate::from_pem(&bytes).context("failed to read the certificate")?;
+    key_from_pem(&read_cert_source(cert)?)
+}
+
+/// The public key of a PEM certificate, refused when the certificate has expired.
+pub fn key_from_pem(pem: &[u8]) -> anyhow::Result<PublicKey> {
+    let certificate = Certificate::from_pem(pem).context("failed to read the certificate")?;
     certificate
         .sealing_key()
         .map_err(|e| anyhow::anyhow!("{e}"))

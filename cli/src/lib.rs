@@ -6,6 +6,7 @@
 
 pub mod cert;
 pub mod check;
+pub mod cluster;
 pub mod demo;
 pub mod kubeseal;
 pub mod manifest;

@@ -154,7 +154,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let progress = std::io::stderr().is_terminal();
     // Each value costs an RSA private-key operation: spread the files over every core.
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
     let chunk = files.len().div_ceil(workers).max(1);
     let results: Vec<anyhow::Result<(Option<String>, usize)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
@@ -177,7 +179,10 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("a reseal worker panicked")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a reseal worker panicked"))
+            .collect()
     });
     let (mut changed, mut failures, mut values) = (Vec::new(), Vec::new(), 0);
     for (file, result) in files.iter().zip(results) {

@@ -188,6 +188,21 @@ impl TestServer {
         self.shared.inject(status, count, verb, resource);
     }
 
+    /// Sends requests for the service proxy of Service `namespace/name`
+    /// (`/api/v1/namespaces/<ns>/services/<name>/proxy/...`) to `url` (`http://host:port`),
+    /// as the real API server sends them to the Service's endpoints. The Service object must
+    /// exist too.
+    pub fn set_service_backend(&self, namespace: &str, name: &str, url: &str) {
+        self.shared
+            .service_backends
+            .lock()
+            .expect("backends lock")
+            .insert(
+                (namespace.to_owned(), name.to_owned()),
+                url.trim_end_matches('/').to_owned(),
+            );
+    }
+
     /// How many injected failures have not been served yet.
     pub fn pending_faults(&self) -> usize {
         self.shared.pending_faults()

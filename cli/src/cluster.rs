@@ -1,0 +1,163 @@
+//! Talking to the sealed-secrets controller the way kubeseal does: through the Kubernetes
+//! API server's service proxy, with the user's kubeconfig (or in-cluster configuration).
+
+use anyhow::{Context, bail};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
+
+/// The controller, reached through the API server.
+pub struct Controller {
+    client: kube::Client,
+    namespace: String,
+    name: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Controller {
+    /// Connects with `kubeconfig` (empty: `$KUBECONFIG`, `~/.kube/config`, in-cluster) and
+    /// `context`, to the controller Service `namespace/name`.
+    pub fn connect(
+        kubeconfig: &str,
+        context: Option<&str>,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the I/O runtime")?;
+        let options = KubeConfigOptions {
+            context: context.map(str::to_owned),
+            ..Default::default()
+        };
+        let client = runtime.block_on(async {
+            let config = if kubeconfig.is_empty() {
+                kube::Config::from_kubeconfig(&options)
+                    .await
+                    .or_else(|_| kube::Config::incluster())
+                    .context(
+                        "no kubeconfig found (set KUBECONFIG or --kubeconfig, or pass --cert)",
+                    )?
+            } else {
+                let file = Kubeconfig::read_from(kubeconfig)
+                    .with_context(|| format!("cannot read kubeconfig {kubeconfig}"))?;
+                kube::Config::from_custom_kubeconfig(file, &options).await?
+            };
+            kube::Client::try_from(config).context("cannot create a Kubernetes client")
+        })?;
+        Ok(Self {
+            client,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            runtime,
+        })
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        accept: &str,
+    ) -> Result<String, kube::Error> {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::ACCEPT, accept)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .expect("a valid request");
+        self.runtime.block_on(self.client.request_text(request))
+    }
+
+    /// The service proxy prefix: `/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy`.
+    fn proxy(&self) -> anyhow::Result<String> {
+        let path = format!(
+            "/api/v1/namespaces/{}/services/{}",
+            self.namespace, self.name
+        );
+        let service = self.request("GET", &path, Vec::new(), "application/json").map_err(|e| {
+            anyhow::anyhow!(
+                "cannot get sealed secret service: {e}.\nPlease, use the flag --controller-name and \
+                 --controller-namespace to set up the name and namespace of the sealed secrets controller"
+            )
+        })?;
+        let service: Value = serde_json::from_str(&service).context("invalid Service object")?;
+        let port = service
+            .pointer("/spec/ports/0/name")
+            .and_then(Value::as_str)
+            .or_else(|| {
+                service
+                    .pointer("/spec/ports/0/port")
+                    .and_then(Value::as_u64)
+                    .map(|_| "")
+            })
+            .context("the controller Service has no port")?;
+        let port = if port.is_empty() {
+            service
+                .pointer("/spec/ports/0/port")
+                .and_then(Value::as_u64)
+                .unwrap_or(8080)
+                .to_string()
+        } else {
+            port.to_owned()
+        };
+        Ok(format!(
+            "/api/v1/namespaces/{}/services/http:{}:{port}/proxy",
+            self.namespace, self.name
+        ))
+    }
+
+    /// `GET /v1/cert.pem`.
+    pub fn certificate(&self) -> anyhow::Result<Vec<u8>> {
+        let path = format!("{}/v1/cert.pem", self.proxy()?);
+        let pem = self
+            .request("GET", &path, Vec::new(), "application/x-pem-file, */*")
+            .map_err(|e| anyhow::anyhow!("cannot fetch certificate: {e}"))?;
+        Ok(pem.into_bytes())
+    }
+
+    /// `POST /v1/verify`: whether the controller can unseal `sealed`.
+    pub fn verify(&self, sealed: &Value) -> anyhow::Result<()> {
+        let name = sealed
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let path = format!("{}/v1/verify", self.proxy()?);
+        match self.request(
+            "POST",
+            &path,
+            serde_json::to_vec(sealed)?,
+            "application/json",
+        ) {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                bail!("unable to decrypt sealed secret: {name}")
+            }
+            Err(e) => bail!("cannot validate sealed secret: {e}"),
+        }
+    }
+
+    /// `POST /v1/rotate`: `sealed` re-encrypted with the controller's newest key.
+    pub fn rotate(&self, sealed: &Value) -> anyhow::Result<Value> {
+        let path = format!("{}/v1/rotate", self.proxy()?);
+        let text = match self.request(
+            "POST",
+            &path,
+            serde_json::to_vec(sealed)?,
+            "application/json",
+        ) {
+            Ok(text) => text,
+            Err(kube::Error::Api(status)) if status.code == 409 => bail!("unable to rotate secret"),
+            Err(e) => bail!("cannot re-encrypt secret: {e}"),
+        };
+        let mut rotated: Value =
+            serde_json::from_str(&text).context("invalid SealedSecret from the controller")?;
+        if let Some(Value::Object(meta)) = rotated.get_mut("metadata") {
+            for field in ["creationTimestamp", "deletionTimestamp", "generation"] {
+                meta.remove(field);
+            }
+        }
+        Ok(rotated)
+    }
+}

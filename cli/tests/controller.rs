@@ -1,0 +1,256 @@
+//! kubeseal's conversations with the controller — `--fetch-cert`, sealing without `--cert`,
+//! `--validate` and `--re-encrypt` — through a kubeconfig and the API server's service proxy
+//! (the test API server of `gitseal-testkit`), to a stand-in controller serving the
+//! upstream HTTP API with the fixture key.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use gitseal_crypto::sealed::{Keyring, PrivateKey, Scope, seal};
+use gitseal_testkit::TestServer;
+use gitseal_tests::require_shared;
+use serde_json::{Value, json};
+
+struct Controller {
+    keyring: Keyring,
+    cert: Vec<u8>,
+}
+
+fn label_of(sealed: &Value) -> Vec<u8> {
+    let annotations: Vec<(String, String)> = sealed
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let scope = Scope::from_annotations(annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let text = |p: &str| {
+        sealed
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    scope.label(&text("/metadata/namespace"), &text("/metadata/name"))
+}
+
+/// The stand-in controller: `/v1/cert.pem`, `/v1/verify` (200/409), `/v1/rotate`.
+async fn start_controller(controller: Arc<Controller>) -> String {
+    let verify = {
+        let c = controller.clone();
+        move |body: Bytes| async move {
+            let sealed: Value = serde_json::from_slice(&body).unwrap();
+            let label = label_of(&sealed);
+            let items = sealed
+                .pointer("/spec/encryptedData")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let ok = items
+                .values()
+                .all(|v| c.keyring.unseal(&label, v.as_str().unwrap()).is_ok());
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::CONFLICT
+            }
+        }
+    };
+    let rotate = {
+        let c = controller.clone();
+        move |body: Bytes| async move {
+            let mut sealed: Value = serde_json::from_slice(&body).unwrap();
+            let label = label_of(&sealed);
+            let key = c.keyring.keys()[0].public_key();
+            let items = sealed["spec"]["encryptedData"].as_object_mut().unwrap();
+            for value in items.values_mut() {
+                let plaintext = c.keyring.unseal(&label, value.as_str().unwrap()).unwrap();
+                *value = json!(seal(&key, &label, plaintext.expose()).unwrap());
+            }
+            sealed["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+            (StatusCode::OK, serde_json::to_string(&sealed).unwrap())
+        }
+    };
+    let cert = controller.cert.clone();
+    let app = Router::new()
+        .route("/v1/cert.pem", get(move || async move { cert.clone() }))
+        .route("/v1/verify", post(verify))
+        .route("/v1/rotate", post(rotate));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn kubeseal(kubeconfig: &std::path::Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitseal"))
+        .arg("kubeseal")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
+    let shared = require_shared!();
+    let fixtures = shared.join("fixtures/sealed-secrets");
+    let cert = std::fs::read(fixtures.join("kseal-sealing-cert.pem")).unwrap();
+    let key = PrivateKey::from_pem(&std::fs::read(fixtures.join("kseal-sealing-key.pem")).unwrap())
+        .unwrap();
+    let controller = Arc::new(Controller {
+        keyring: Keyring::new(vec![key]),
+        cert: cert.clone(),
+    });
+    let backend = start_controller(controller.clone()).await;
+
+    let server = TestServer::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("gitseal-controller-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    // The Service kubeseal looks up, in another namespace and name than the defaults.
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&server.kubeconfig()).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(kube::Client::try_from(config).unwrap(), "kube-system");
+    let service = serde_json::from_value(json!({"metadata": {"name": "sealer"},
+        "spec": {"ports": [{"name": "http", "port": 8080}]}}))
+    .unwrap();
+    services
+        .create(&Default::default(), &service)
+        .await
+        .unwrap();
+    server.set_service_backend("kube-system", "sealer", &backend);
+    let k = kubeconfig.clone();
+    let run = move |args: Vec<String>, stdin: Vec<u8>| {
+        let k = k.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                kubeseal(&k, &args, &stdin)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let controller_flags = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--controller-namespace",
+            "kube-system",
+            "--controller-name",
+            "sealer",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+
+    // The default controller name does not exist: the upstream hint.
+    let output = run(vec!["--fetch-cert".into()], Vec::new()).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot get sealed secret service") && stderr.contains("--controller-name"),
+        "{stderr}"
+    );
+
+    // --fetch-cert prints the controller's certificate unchanged.
+    let output = run(controller_flags(&["--fetch-cert"]), Vec::new()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, cert);
+
+    // Sealing without --cert uses that certificate.
+    let secret = b"apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: hunter2}\n";
+    let output = run(controller_flags(&[]), secret.to_vec()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sealed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let value = sealed["spec"]["encryptedData"]["password"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        controller
+            .keyring
+            .unseal(b"prod/db", value)
+            .unwrap()
+            .expose(),
+        b"hunter2"
+    );
+
+    // --validate: silent success, and upstream's error for a SealedSecret it cannot open.
+    let output = run(controller_flags(&["--validate"]), output.stdout.clone()).await;
+    assert!(
+        output.status.success() && output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut moved = sealed.clone();
+    moved["metadata"]["name"] = json!("other");
+    let output = run(
+        controller_flags(&["--validate"]),
+        moved.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("unable to decrypt sealed secret: other")
+    );
+
+    // --re-encrypt rewrites an input file in place, without creationTimestamp.
+    let file = dir.join("db-sealed.json");
+    std::fs::write(&file, sealed.to_string()).unwrap();
+    let output = run(
+        controller_flags(&["--re-encrypt", "-f", file.to_str().unwrap()]),
+        Vec::new(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rotated: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(rotated["metadata"].get("creationTimestamp").is_none());
+    let new_value = rotated["spec"]["encryptedData"]["password"]
+        .as_str()
+        .unwrap();
+    assert_ne!(new_value, value);
+    assert_eq!(
+        controller
+            .keyring
+            .unseal(b"prod/db", new_value)
+            .unwrap()
+            .expose(),
+        b"hunter2"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
