@@ -604,3 +604,27 @@ fn python_implementations_read_ours_and_we_recover_theirs() {
         assert_eq!(secret["data"]["value"], "ZnJvbSBweXRob24=", "{scope}");
     }
 }
+
+#[test]
+fn an_expired_certificate_is_refused_with_its_date() {
+    let shared = require_shared!();
+    let env = Env::new(&shared, "expired");
+    // An RSA certificate whose validity ended in 2020.
+    let key = PrivateKey::generate(2048).unwrap();
+    let der = key.to_pkcs8_der().unwrap();
+    let key_pair = rcgen::KeyPair::try_from(der.as_slice()).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    let cert = params.self_signed(&key_pair).unwrap();
+    let path = env.dir.join("expired.pem");
+    std::fs::write(&path, cert.pem()).unwrap();
+    let error = env.fails(&["--cert", path.to_str().unwrap()], SECRET.as_bytes());
+    assert!(
+        error.contains("certificate expired at 2020-01-01T00:00:00Z"),
+        "{error}"
+    );
+    // Fetching it is still allowed: it is how one looks at a certificate.
+    let fetched = env.ok(&["--cert", path.to_str().unwrap(), "--fetch-cert"], b"");
+    assert_eq!(fetched, cert.pem());
+}
