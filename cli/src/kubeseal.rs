@@ -161,9 +161,20 @@ pub fn read_cert_source(cert: &str) -> anyhow::Result<Vec<u8>> {
             let path = &cert["file://".len()..];
             std::fs::read(path).with_context(|| format!("cannot read certificate {path:?}"))
         }
-        Some(_) => bail!(
-            "cannot fetch {cert:?}: fetching certificates over the network is not supported yet; \
-             download it (e.g. curl -o cert.pem {cert}) and pass --cert cert.pem"
+        Some("http" | "https") => {
+            // Proxy settings come from the environment, as with kubeseal.
+            let response =
+                reqwest::blocking::get(cert).with_context(|| format!("cannot fetch {cert:?}"))?;
+            if response.status() != reqwest::StatusCode::OK {
+                bail!("cannot fetch {cert:?}: {}", response.status());
+            }
+            Ok(response
+                .bytes()
+                .with_context(|| format!("cannot fetch {cert:?}"))?
+                .to_vec())
+        }
+        Some(other) => bail!(
+            "unsupported certificate URL scheme {other:?} in {cert:?}: use a file path, file://, http:// or https://"
         ),
     }
 }

@@ -254,3 +254,37 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_by_http_url() {
+    let shared = require_shared!();
+    let cert =
+        std::fs::read(shared.join("fixtures/sealed-secrets/kseal-sealing-cert.pem")).unwrap();
+    let served = cert.clone();
+    let app = Router::new().route("/cert.pem", get(move || async move { served.clone() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let none = std::path::Path::new("/nonexistent/kubeconfig");
+    let (url, missing) = (format!("{base}/cert.pem"), format!("{base}/missing.pem"));
+    let output = tokio::task::spawn_blocking(move || {
+        (
+            kubeseal(none, &["--cert", &url, "--fetch-cert"], b""),
+            kubeseal(none, &["--cert", &missing, "--fetch-cert"], b""),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.0.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.0.stderr)
+    );
+    assert_eq!(output.0.stdout, cert);
+    assert_eq!(output.1.status.code(), Some(1));
+    let stderr = String::from_utf8(output.1.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot fetch") && stderr.contains("404"),
+        "{stderr}"
+    );
+}
