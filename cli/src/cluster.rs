@@ -5,6 +5,70 @@ use anyhow::{Context, bail};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
+/// kubectl's connection flags, applied over the kubeconfig.
+#[derive(Debug, Default, clap::Args)]
+pub struct Overrides {
+    /// The address and port of the Kubernetes API server.
+    #[arg(short = 's', long, env = "SEALED_SECRETS_SERVER")]
+    pub server: Option<String>,
+    /// Bearer token for authentication to the API server.
+    #[arg(long, env = "SEALED_SECRETS_TOKEN")]
+    pub token: Option<String>,
+    /// The kubeconfig cluster to use.
+    #[arg(long, env = "SEALED_SECRETS_CLUSTER")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use.
+    #[arg(long, env = "SEALED_SECRETS_USER")]
+    pub user: Option<String>,
+    /// Path to a certificate file for the certificate authority.
+    #[arg(long, env = "SEALED_SECRETS_CERTIFICATE_AUTHORITY")]
+    pub certificate_authority: Option<std::path::PathBuf>,
+    /// Do not check the server's certificate (insecure).
+    #[arg(long, env = "SEALED_SECRETS_INSECURE_SKIP_TLS_VERIFY")]
+    pub insecure_skip_tls_verify: bool,
+    /// Server name to use for the server's certificate validation.
+    #[arg(long, env = "SEALED_SECRETS_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+    /// Timeout of a single request, e.g. 10s or 1m (0: none).
+    #[arg(long, env = "SEALED_SECRETS_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<humantime::Duration>,
+}
+
+impl Overrides {
+    fn apply(&self, config: &mut kube::Config) -> anyhow::Result<()> {
+        if let Some(server) = &self.server {
+            config.cluster_url = server
+                .parse()
+                .with_context(|| format!("invalid --server {server:?}"))?;
+        }
+        if let Some(token) = &self.token {
+            config.auth_info.token = Some(token.clone().into());
+            config.auth_info.token_file = None;
+        }
+        if let Some(path) = &self.certificate_authority {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let ders = pem::parse_many(&pem)
+                .with_context(|| format!("{} is not PEM", path.display()))?
+                .into_iter()
+                .map(|p| p.into_contents())
+                .collect();
+            config.root_cert = Some(ders);
+        }
+        if self.insecure_skip_tls_verify {
+            config.accept_invalid_certs = true;
+        }
+        if let Some(name) = &self.tls_server_name {
+            config.tls_server_name = Some(name.clone());
+        }
+        if let Some(timeout) = self.request_timeout {
+            let timeout: std::time::Duration = timeout.into();
+            config.read_timeout = (!timeout.is_zero()).then_some(timeout);
+        }
+        Ok(())
+    }
+}
+
 /// The controller, reached through the API server.
 pub struct Controller {
     client: kube::Client,
@@ -19,6 +83,7 @@ impl Controller {
     pub fn connect(
         kubeconfig: &str,
         context: Option<&str>,
+        overrides: &Overrides,
         namespace: &str,
         name: &str,
     ) -> anyhow::Result<Self> {
@@ -28,7 +93,8 @@ impl Controller {
             .context("cannot start the I/O runtime")?;
         let options = KubeConfigOptions {
             context: context.map(str::to_owned),
-            ..Default::default()
+            cluster: overrides.cluster.clone(),
+            user: overrides.user.clone(),
         };
         let client = runtime.block_on(async {
             let config = if kubeconfig.is_empty() {
@@ -43,6 +109,8 @@ impl Controller {
                     .with_context(|| format!("cannot read kubeconfig {kubeconfig}"))?;
                 kube::Config::from_custom_kubeconfig(file, &options).await?
             };
+            let mut config = config;
+            overrides.apply(&mut config)?;
             kube::Client::try_from(config).context("cannot create a Kubernetes client")
         })?;
         Ok(Self {

@@ -119,6 +119,9 @@ pub struct Args {
     /// The kubeconfig context to use.
     #[arg(long, env = "SEALED_SECRETS_CONTEXT")]
     pub context: Option<String>,
+    /// Connection overrides, as kubectl's flags of the same names.
+    #[command(flatten)]
+    pub connection: crate::cluster::Overrides,
     /// Print the version.
     #[arg(long, action = ArgAction::SetTrue)]
     pub version: bool,
@@ -224,6 +227,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if !args.from_file.is_empty() && !args.raw {
         bail!("--from-file requires --raw");
     }
+    if !args.recovery_private_key.is_empty()
+        && !args.recovery_unseal
+        && std::io::stderr().is_terminal()
+    {
+        eprintln!("warning: --recovery-private-key is ignored without --recovery-unseal");
+    }
     let explicit_namespace = args.namespace.clone();
     let default_namespace = explicit_namespace
         .clone()
@@ -250,6 +259,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         crate::cluster::Controller::connect(
             &args.kubeconfig,
             args.context.as_deref(),
+            &args.connection,
             &args.controller_namespace,
             &args.controller_name,
         )

@@ -183,6 +183,40 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
     );
     assert_eq!(output.stdout, cert);
 
+    // kubectl's connection flags override the kubeconfig: a wrong token fails, --token fixes it.
+    let wrong = dir.join("wrong-token.kubeconfig");
+    std::fs::write(&wrong, server.kubeconfig_with_token("wrong")).unwrap();
+    let wrong_run = |extra: Vec<String>| {
+        let wrong = wrong.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = extra.iter().map(String::as_str).collect();
+                kubeseal(&wrong, &args, b"")
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        wrong_run(controller_flags(&["--fetch-cert"]))
+            .await
+            .status
+            .code(),
+        Some(1)
+    );
+    let fixed = wrong_run(controller_flags(&[
+        "--fetch-cert",
+        "--token",
+        server.token(),
+    ]))
+    .await;
+    assert!(
+        fixed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+    assert_eq!(fixed.stdout, cert);
+
     // Sealing without --cert uses that certificate.
     let secret = b"apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: hunter2}\n";
     let output = run(controller_flags(&[]), secret.to_vec()).await;
