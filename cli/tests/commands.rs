@@ -8,16 +8,10 @@ use gitseal_tests::require_shared;
 use serde_json::Value;
 
 fn gitseal(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gitseal"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    gitseal_tests::output_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_gitseal")).args(args),
+        stdin,
+    )
 }
 
 fn ok(args: &[&str], stdin: &[u8]) -> String {

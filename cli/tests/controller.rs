@@ -3,8 +3,7 @@
 //! (the test API server of `gitseal-testkit`), to a stand-in controller serving the
 //! upstream HTTP API with the fixture key.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use axum::Router;
@@ -91,17 +90,12 @@ async fn start_controller(controller: Arc<Controller>) -> String {
 }
 
 fn kubeseal(kubeconfig: &std::path::Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gitseal"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gitseal"));
+    command
         .arg("kubeseal")
         .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+        .env("KUBECONFIG", kubeconfig);
+    gitseal_tests::output_with_stdin(&mut command, stdin)
 }
 
 #[tokio::test(flavor = "multi_thread")]

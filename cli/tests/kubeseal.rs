@@ -40,19 +40,13 @@ impl Env {
 
     /// Runs `gitseal kubeseal <args>` with `stdin`.
     fn kubeseal(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gitseal"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gitseal"));
+        command
             .arg("kubeseal")
             .args(args)
             .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env_remove("SEALED_SECRETS_CERT")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
+            .env_remove("SEALED_SECRETS_CERT");
+        gitseal_tests::output_with_stdin(&mut command, stdin)
     }
 
     fn ok(&self, args: &[&str], stdin: &[u8]) -> String {

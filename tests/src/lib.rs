@@ -77,9 +77,11 @@ fn missing(message: &str) -> Option<PathBuf> {
     None
 }
 
-/// Runs `command` with `stdin` as its standard input and returns its standard output,
-/// panicking with its standard error if it fails.
-pub fn run_with_stdin(command: &mut std::process::Command, stdin: &[u8]) -> Vec<u8> {
+/// Runs `command` with `stdin` as its standard input and returns what it did.
+pub fn output_with_stdin(
+    command: &mut std::process::Command,
+    stdin: &[u8],
+) -> std::process::Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = command
@@ -94,7 +96,13 @@ pub fn run_with_stdin(command: &mut std::process::Command, stdin: &[u8]) -> Vec<
         .expect("piped stdin")
         .write_all(stdin)
         .expect("write stdin");
-    let output = child.wait_with_output().expect("wait for the child");
+    child.wait_with_output().expect("wait for the child")
+}
+
+/// Runs `command` with `stdin` as its standard input and returns its standard output,
+/// panicking with its standard error if it fails.
+pub fn run_with_stdin(command: &mut std::process::Command, stdin: &[u8]) -> Vec<u8> {
+    let output = output_with_stdin(command, stdin);
     assert!(
         output.status.success(),
         "{command:?} failed: {}",

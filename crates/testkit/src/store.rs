@@ -723,13 +723,24 @@ impl Store {
             let (group, plural) = crd_resource(&object);
             self.registry.set_custom(&group, &plural, types);
         }
+        Ok(self.put(rt, key, object, EventType::Added))
+    }
+
+    /// Stores `object` under `key` and records the event.
+    fn put(
+        &mut self,
+        rt: &ResourceType,
+        key: ObjectKey,
+        object: Value,
+        event_type: EventType,
+    ) -> Value {
         let stored = Arc::new(object);
         self.objects
             .entry(rt.storage_key())
             .or_default()
             .insert(key, Stored::new(stored.clone()));
-        self.record(rt.storage_key(), EventType::Added, stored.clone());
-        Ok((*stored).clone())
+        self.record(rt.storage_key(), event_type, stored.clone());
+        (*stored).clone()
     }
 
     /// `update` (PUT), of the object or of its `status` subresource.
@@ -897,17 +908,12 @@ impl Store {
         let rv = self.next_rv();
         meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
         let key = Self::object_key(rt, namespace, name);
-        let stored = Arc::new(object);
-        if meta_str(&stored, "deletionTimestamp").is_some() && finalizers_empty {
-            self.remove(rt, &key, stored.clone());
-            return Ok((*stored).clone());
+        if meta_str(&object, "deletionTimestamp").is_some() && finalizers_empty {
+            let last = Arc::new(object);
+            self.remove(rt, &key, last.clone());
+            return Ok((*last).clone());
         }
-        self.objects
-            .entry(rt.storage_key())
-            .or_default()
-            .insert(key, Stored::new(stored.clone()));
-        self.record(rt.storage_key(), EventType::Modified, stored.clone());
-        Ok((*stored).clone())
+        Ok(self.put(rt, key, object, EventType::Modified))
     }
 
     /// `patch`, of the object or of its `status` subresource.
