@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::Value;
 
 use crate::manifest;
@@ -23,32 +23,9 @@ In .pre-commit-config.yaml (the hook is defined in this repository's .pre-commit
 /// Options of `gitseal check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Files or directories to check (hidden directories such as .git are skipped).
+    /// Files or directories to check (hidden and .gitignore'd entries are skipped).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-}
-
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if !meta.is_dir() {
-        out.push(path.to_owned());
-        return Ok(());
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                || p.is_file()
-        })
-        .collect();
-    entries.sort();
-    for entry in entries {
-        collect(&entry, out)?;
-    }
-    Ok(())
 }
 
 /// Whether a file's text carries SOPS metadata in any store's layout.
@@ -152,10 +129,7 @@ fn check_file(path: &Path) -> Vec<String> {
 
 /// Runs `gitseal check`.
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut files = Vec::new();
-    for path in &args.paths {
-        collect(path, &mut files)?;
-    }
+    let files = manifest::walk(&args.paths)?;
     let findings: Vec<String> = files.iter().flat_map(|f| check_file(f)).collect();
     for finding in &findings {
         writeln!(out, "{finding}")?;

@@ -151,6 +151,31 @@ pub fn format_for_path(path: &Path, default: Format) -> Format {
     }
 }
 
+/// The files under `paths` (files are taken as given; directories are walked, skipping
+/// hidden entries and whatever `.gitignore`/`.ignore` files exclude), in a stable order.
+pub fn walk(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !meta.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let walker = ignore::WalkBuilder::new(path)
+            .require_git(false)
+            .sort_by_file_path(|a, b| a.cmp(b))
+            .build();
+        for entry in walker {
+            let entry = entry.with_context(|| format!("cannot walk {}", path.display()))?;
+            if entry.file_type().is_some_and(|t| t.is_file()) {
+                files.push(entry.into_path());
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// A string field of an object, if present.
 pub fn text<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
     value.pointer(pointer).and_then(Value::as_str)

@@ -6,7 +6,7 @@
 //! unless `--keep-going`.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use gitseal_crypto::sealed::{Keyring, seal};
@@ -48,31 +48,6 @@ pub struct Args {
     /// Report what would change without writing anything.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        entries.sort();
-        for entry in entries {
-            collect(&entry, out)?;
-        }
-    } else if matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    ) {
-        out.push(path.to_owned());
-    }
-    Ok(())
 }
 
 /// The new text of a file, or `None` when nothing in it changes; with the number of values
@@ -147,10 +122,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         .keys()
         .iter()
         .position(|k| k.public_key().spki_der() == key.spki_der());
-    let mut files = Vec::new();
-    for path in &args.paths {
-        collect(path, &mut files)?;
-    }
+    let files: Vec<PathBuf> = manifest::walk(&args.paths)?
+        .into_iter()
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
+        .collect();
     let progress = std::io::stderr().is_terminal();
     // Each value costs an RSA private-key operation: spread the files over every core.
     let done = std::sync::atomic::AtomicUsize::new(0);

@@ -300,3 +300,21 @@ fn check_flags_plaintext_secrets_and_unencrypted_sops_files() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn check_skips_what_gitignore_excludes() {
+    let dir = temp("check-ignore");
+    std::fs::create_dir_all(dir.join("build")).unwrap();
+    std::fs::write(dir.join(".gitignore"), "build/\n").unwrap();
+    std::fs::write(dir.join("build/secret.yaml"), SECRET).unwrap();
+    assert!(ok(&["check", dir.to_str().unwrap()], b"").is_empty());
+    // Named explicitly, a file is checked even if ignored.
+    let named = dir.join("build/secret.yaml");
+    assert_eq!(
+        gitseal(&["check", named.to_str().unwrap()], b"")
+            .status
+            .code(),
+        Some(1)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
