@@ -267,6 +267,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     if args.validate || args.re_encrypt {
         let controller = controller()?;
         let input = read_input(args)?;
+        // Rewritten in place (below), a `.yaml` input file stays YAML.
+        let format = match (&args.secret_file, &args.sealed_secret_file) {
+            (Some(input), None) => manifest::format_for_path(input, format),
+            _ => format,
+        };
         let mut rendered = String::new();
         for document in manifest::parse_documents(&input)? {
             if args.validate {

@@ -280,6 +280,28 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
             .expose(),
         b"hunter2"
     );
+    // A YAML file stays YAML.
+    let yaml = dir.join("db-sealed.yaml");
+    std::fs::write(
+        &yaml,
+        format!("---\n{}", std::fs::read_to_string(&file).unwrap()),
+    )
+    .unwrap();
+    let output = run(
+        controller_flags(&["--re-encrypt", "-f", yaml.to_str().unwrap()]),
+        Vec::new(),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&yaml)
+            .unwrap()
+            .starts_with("---\napiVersion: bitnami.com/v1alpha1\n")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
