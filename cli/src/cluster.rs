@@ -75,6 +75,8 @@ pub struct Controller {
     namespace: String,
     name: String,
     runtime: tokio::runtime::Runtime,
+    /// The service proxy prefix, looked up once.
+    proxy: std::cell::OnceCell<String>,
 }
 
 impl Controller {
@@ -118,6 +120,7 @@ impl Controller {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             runtime,
+            proxy: std::cell::OnceCell::new(),
         })
     }
 
@@ -140,6 +143,9 @@ impl Controller {
 
     /// The service proxy prefix: `/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy`.
     fn proxy(&self) -> anyhow::Result<String> {
+        if let Some(proxy) = self.proxy.get() {
+            return Ok(proxy.clone());
+        }
         let path = format!(
             "/api/v1/namespaces/{}/services/{}",
             self.namespace, self.name
@@ -170,10 +176,11 @@ impl Controller {
         } else {
             port.to_owned()
         };
-        Ok(format!(
+        let proxy = format!(
             "/api/v1/namespaces/{}/services/http:{}:{port}/proxy",
             self.namespace, self.name
-        ))
+        );
+        Ok(self.proxy.get_or_init(|| proxy).clone())
     }
 
     /// `GET /v1/cert.pem`.

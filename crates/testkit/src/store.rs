@@ -201,6 +201,16 @@ fn valid_name(name: &str) -> bool {
         })
 }
 
+/// Sets `object`'s generation to one more than `existing`'s.
+fn bump_generation(object: &mut Value, existing: &Value) {
+    let generation = existing
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        + 1;
+    meta_mut(object).insert("generation".into(), json!(generation));
+}
+
 /// Everything but metadata and status: a change there bumps the generation.
 fn spec_part(object: &Value) -> Value {
     let mut copy = object.clone();
@@ -831,12 +841,7 @@ impl Store {
         object["apiVersion"] = json!(rt.api_version());
         object["kind"] = json!(rt.kind);
         if rt.generation && spec_part(&object) != spec_part(&existing) {
-            let generation = existing
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                + 1;
-            meta_mut(&mut object).insert("generation".into(), json!(generation));
+            bump_generation(&mut object, &existing);
         }
         if !opts.apply {
             Self::take_ownership(
@@ -1146,12 +1151,7 @@ impl Store {
             meta_mut(&mut object).insert("deletionTimestamp".into(), json!(now()));
             meta_mut(&mut object).insert("deletionGracePeriodSeconds".into(), json!(0));
             if rt.generation {
-                let generation = existing
-                    .pointer("/metadata/generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    + 1;
-                meta_mut(&mut object).insert("generation".into(), json!(generation));
+                bump_generation(&mut object, &existing);
             }
             return self.commit(rt, namespace, name, existing, object, false);
         }

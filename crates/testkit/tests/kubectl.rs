@@ -73,19 +73,7 @@ impl Drop for Server {
 }
 
 fn kubectl() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let message = "kubectl not found on PATH";
-        if std::env::var("GITSEAL_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{message}");
-        }
-        eprintln!("SKIPPED: {message}");
-    }
-    found
+    gitseal_tests::tool("kubectl", "GITSEAL_KUBECTL")
 }
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -90,9 +90,18 @@ pub fn unseal_bytes_indexed<'k>(
     label: &[u8],
     blob: &[u8],
 ) -> Result<(SecretBytes, usize), UnsealError> {
+    first_opening(keys.into_iter().enumerate(), label, blob)
+}
+
+/// Tries the `(index, key)` candidates in order; the first that opens `blob` wins.
+fn first_opening<'k>(
+    candidates: impl Iterator<Item = (usize, &'k PrivateKey)>,
+    label: &[u8],
+    blob: &[u8],
+) -> Result<(SecretBytes, usize), UnsealError> {
     let (rsa, gcm) = split(blob)?;
-    keys.into_iter()
-        .enumerate()
+    let mut candidates = candidates;
+    candidates
         .find_map(|(index, key)| open_with(key, label, rsa, gcm).map(|p| (p, index)))
         .ok_or(UnsealError::NoMatchingKey)
 }
@@ -166,13 +175,10 @@ impl Keyring {
     ) -> Result<(SecretBytes, usize), UnsealError> {
         let blob = decode(value)?;
         let preferred = preferred.filter(|&i| i < self.keys.len());
-        let mut order = preferred
+        let order = preferred
             .into_iter()
             .chain((0..self.keys.len()).filter(|&i| Some(i) != preferred));
-        let (rsa, gcm) = split(&blob)?;
-        order
-            .find_map(|i| open_with(&self.keys[i], label, rsa, gcm).map(|p| (p, i)))
-            .ok_or(UnsealError::NoMatchingKey)
+        first_opening(order.map(|i| (i, &self.keys[i])), label, &blob)
     }
 }
 
