@@ -4,6 +4,10 @@
 #
 #   bash scripts/bench-cli.sh            # needs hyperfine (apt-get install hyperfine), openssl
 #
+# Peers, each measured the same way when present: Python `kubesealpy` (from the test venv)
+# and JavaScript `@socialgouv/aes-gcm-rsa-oaep` (installed here into target/bench-js when
+# node and npm are on PATH). Their driver scripts are in scripts/bench/.
+#
 # 1. Sealing a 10-key Secret with a local certificate (one process per run).
 # 2. Resealing a repository of 1,000 SealedSecrets to a new certificate.
 set -euo pipefail
@@ -16,6 +20,12 @@ for tool in hyperfine openssl; do
   command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
 cargo build --release -q -p gitseal
+NODE=
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  npm install --silent --no-audit --no-fund --prefix target/bench-js \
+    @socialgouv/aes-gcm-rsa-oaep@1.1.4 js-yaml@4.1.0
+  NODE="env NODE_PATH=$PWD/target/bench-js/node_modules node"
+fi
 GITSEAL=$PWD/target/release/gitseal
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -25,18 +35,11 @@ trap 'rm -rf "$WORK"' EXIT
   for i in $(seq 1 10); do printf '  key%02d: value-number-%02d-0123456789abcdef\n' "$i" "$i"; done
 } > "$WORK/secret10.yaml"
 
-cat > "$WORK/seal10.py" <<'PY'
-import sys
-from cryptography import x509
-from kubesealpy import crypto
-key = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read()).public_key()
-for i in range(1, 11):
-    crypto.encrypt(b"value-number-%02d-0123456789abcdef" % i, key, b"prod/app")
-PY
 
 echo "== sealing a 10-key Secret, whole process"
 runs=(-N --warmup 5 --runs 50 "$GITSEAL kubeseal --cert $CERT -f $WORK/secret10.yaml")
-[ -x "$PYTHON" ] && runs+=("$PYTHON $WORK/seal10.py $CERT")
+[ -x "$PYTHON" ] && runs+=("$PYTHON scripts/bench/seal10.py $CERT")
+[ -n "$NODE" ] && runs+=("$NODE scripts/bench/seal10.js $CERT")
 hyperfine "${runs[@]}"
 
 echo "== resealing 1,000 SealedSecrets (RSA-4096, 2 cores)"
@@ -48,5 +51,7 @@ awk -v dir="$WORK/repo" '/^---$/ {n++} {print > (dir "/s" n ".yaml")}' "$WORK/al
 openssl req -x509 -newkey rsa:4096 -nodes -subj /CN=new -days 30 \
   -keyout "$WORK/new.key" -out "$WORK/new.pem" 2>/dev/null
 cp -r "$WORK/repo" "$WORK/pristine"
-hyperfine --runs 3 --prepare "rm -rf $WORK/repo && cp -r $WORK/pristine $WORK/repo" \
-  "$GITSEAL reseal $WORK/repo --cert $WORK/new.pem --private-key $KEY"
+runs=("$GITSEAL reseal $WORK/repo --cert $WORK/new.pem --private-key $KEY")
+[ -x "$PYTHON" ] && runs+=("$PYTHON scripts/bench/reseal.py $WORK/repo $WORK/new.pem $KEY")
+[ -n "$NODE" ] && runs+=("$NODE scripts/bench/reseal.js $WORK/repo $WORK/new.pem $KEY")
+hyperfine --runs 3 --prepare "rm -rf $WORK/repo && cp -r $WORK/pristine $WORK/repo" "${runs[@]}"

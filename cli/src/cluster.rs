@@ -2,11 +2,12 @@
 //! API server's service proxy, with the user's kubeconfig (or in-cluster configuration).
 
 use anyhow::{Context, bail};
+use clap::builder::BoolishValueParser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
 /// kubectl's connection flags, applied over the kubeconfig.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Default, clap::Args)]
 pub struct Overrides {
     /// The address and port of the Kubernetes API server.
     #[arg(short = 's', long, env = "SEALED_SECRETS_SERVER")]
@@ -24,7 +25,7 @@ pub struct Overrides {
     #[arg(long, env = "SEALED_SECRETS_CERTIFICATE_AUTHORITY")]
     pub certificate_authority: Option<std::path::PathBuf>,
     /// Do not check the server's certificate (insecure).
-    #[arg(long, env = "SEALED_SECRETS_INSECURE_SKIP_TLS_VERIFY")]
+    #[arg(long, env = "SEALED_SECRETS_INSECURE_SKIP_TLS_VERIFY", value_parser = BoolishValueParser::new())]
     pub insecure_skip_tls_verify: bool,
     /// Server name to use for the server's certificate validation.
     #[arg(long, env = "SEALED_SECRETS_TLS_SERVER_NAME")]
@@ -32,6 +33,33 @@ pub struct Overrides {
     /// Timeout of a single request, e.g. 10s or 1m (0: none).
     #[arg(long, env = "SEALED_SECRETS_REQUEST_TIMEOUT")]
     pub request_timeout: Option<humantime::Duration>,
+    /// Username to impersonate for the operation.
+    #[arg(long = "as", env = "SEALED_SECRETS_AS")]
+    pub impersonate: Option<String>,
+    /// Group to impersonate (repeatable).
+    #[arg(long = "as-group", env = "SEALED_SECRETS_AS_GROUP")]
+    pub impersonate_groups: Vec<String>,
+    /// UID to impersonate.
+    #[arg(long = "as-uid", env = "SEALED_SECRETS_AS_UID")]
+    pub impersonate_uid: Option<String>,
+    /// Path to a client certificate file for TLS.
+    #[arg(long, env = "SEALED_SECRETS_CLIENT_CERTIFICATE")]
+    pub client_certificate: Option<String>,
+    /// Path to a client key file for TLS.
+    #[arg(long, env = "SEALED_SECRETS_CLIENT_KEY")]
+    pub client_key: Option<String>,
+    /// Username for basic authentication to the API server.
+    #[arg(long, env = "SEALED_SECRETS_USERNAME")]
+    pub username: Option<String>,
+    /// Password for basic authentication to the API server.
+    #[arg(long, env = "SEALED_SECRETS_PASSWORD")]
+    pub password: Option<String>,
+    /// Do not ask the API server for compressed responses.
+    #[arg(long, env = "SEALED_SECRETS_DISABLE_COMPRESSION", value_parser = BoolishValueParser::new())]
+    pub disable_compression: bool,
+    /// Log level (accepted for kubeseal compatibility; gitseal logs nothing).
+    #[arg(short = 'v', long = "v", value_name = "LEVEL")]
+    pub verbosity: Option<u8>,
 }
 
 impl Overrides {
@@ -61,6 +89,31 @@ impl Overrides {
         if let Some(name) = &self.tls_server_name {
             config.tls_server_name = Some(name.clone());
         }
+        let auth = &mut config.auth_info;
+        if let Some(user) = &self.impersonate {
+            auth.impersonate = Some(user.clone());
+        }
+        if !self.impersonate_groups.is_empty() {
+            auth.impersonate_groups = Some(self.impersonate_groups.clone());
+        }
+        if let Some(uid) = &self.impersonate_uid {
+            auth.impersonate_uid = Some(uid.clone());
+        }
+        if let Some(path) = &self.client_certificate {
+            auth.client_certificate = Some(path.clone());
+            auth.client_certificate_data = None;
+        }
+        if let Some(path) = &self.client_key {
+            auth.client_key = Some(path.clone());
+            auth.client_key_data = None;
+        }
+        if let Some(username) = &self.username {
+            auth.username = Some(username.clone());
+        }
+        if let Some(password) = &self.password {
+            auth.password = Some(password.clone().into());
+        }
+        config.disable_compression |= self.disable_compression;
         if let Some(timeout) = self.request_timeout {
             let timeout: std::time::Duration = timeout.into();
             config.read_timeout = (!timeout.is_zero()).then_some(timeout);
@@ -100,12 +153,18 @@ impl Controller {
         };
         let client = runtime.block_on(async {
             let config = if kubeconfig.is_empty() {
-                kube::Config::from_kubeconfig(&options)
-                    .await
-                    .or_else(|_| kube::Config::incluster())
-                    .context(
-                        "no kubeconfig found (set KUBECONFIG or --kubeconfig, or pass --cert)",
-                    )?
+                match kube::Config::from_kubeconfig(&options).await {
+                    Ok(config) => config,
+                    // In a pod without a kubeconfig: the service account.
+                    Err(_) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+                        kube::Config::incluster().context("cannot use the in-cluster config")?
+                    }
+                    Err(error) => {
+                        return Err(anyhow::Error::new(error).context(
+                            "cannot load the kubeconfig (set KUBECONFIG or --kubeconfig, or pass --cert)",
+                        ));
+                    }
+                }
             } else {
                 let file = Kubeconfig::read_from(kubeconfig)
                     .with_context(|| format!("cannot read kubeconfig {kubeconfig}"))?;

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
 use gitseal_crypto::sealed::{Certificate, PublicKey, Scope, seal};
 use serde_json::Value;
@@ -29,7 +30,7 @@ pub const EXAMPLES: &str = "Examples:
   kubeseal --recovery-unseal --recovery-private-key keys-backup.yaml < db-sealed.yaml";
 
 /// Flags of kubeseal.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "kubeseal",
     version,
@@ -74,19 +75,19 @@ pub struct Args {
     )]
     pub sealed_secret_file: Option<PathBuf>,
     /// Write the certificate (from --cert) to the output and exit.
-    #[arg(long, env = "SEALED_SECRETS_FETCH_CERT")]
+    #[arg(long, env = "SEALED_SECRETS_FETCH_CERT", value_parser = BoolishValueParser::new())]
     pub fetch_cert: bool,
     /// Allow a Secret without data.
-    #[arg(long, env = "SEALED_SECRETS_ALLOW_EMPTY_DATA")]
+    #[arg(long, env = "SEALED_SECRETS_ALLOW_EMPTY_DATA", value_parser = BoolishValueParser::new())]
     pub allow_empty_data: bool,
     /// Validate a SealedSecret with the controller.
-    #[arg(long, env = "SEALED_SECRETS_VALIDATE")]
+    #[arg(long, env = "SEALED_SECRETS_VALIDATE", value_parser = BoolishValueParser::new())]
     pub validate: bool,
     /// Merge the sealed items into an existing SealedSecret file, in place.
     #[arg(long, env = "SEALED_SECRETS_MERGE_INTO")]
     pub merge_into: Option<PathBuf>,
     /// Encrypt one raw value (standard input or --from-file) and print only the ciphertext.
-    #[arg(long, env = "SEALED_SECRETS_RAW")]
+    #[arg(long, env = "SEALED_SECRETS_RAW", value_parser = BoolishValueParser::new())]
     pub raw: bool,
     /// Name of the Secret for --raw; otherwise overrides the input Secret's name.
     #[arg(long, env = "SEALED_SECRETS_NAME")]
@@ -98,10 +99,10 @@ pub struct Args {
     #[arg(long, env = "SEALED_SECRETS_SCOPE", default_value = "strict")]
     pub scope: Scope,
     /// Re-encrypt SealedSecrets with the controller's newest key.
-    #[arg(long, alias = "rotate", env = "SEALED_SECRETS_RE_ENCRYPT")]
+    #[arg(long, alias = "rotate", env = "SEALED_SECRETS_RE_ENCRYPT", value_parser = BoolishValueParser::new())]
     pub re_encrypt: bool,
     /// Decrypt a SealedSecret offline with --recovery-private-key.
-    #[arg(long, env = "SEALED_SECRETS_RECOVERY_UNSEAL")]
+    #[arg(long, env = "SEALED_SECRETS_RECOVERY_UNSEAL", value_parser = BoolishValueParser::new())]
     pub recovery_unseal: bool,
     /// Private key file(s) for --recovery-unseal (repeatable or comma-separated).
     #[arg(

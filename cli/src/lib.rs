@@ -17,7 +17,7 @@ pub mod sealing;
 use clap::{Parser, Subcommand};
 
 /// Seal, encrypt and check Kubernetes secrets for GitOps repositories.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "gitseal", version, about, long_about = None)]
 pub struct Cli {
     /// What to do.
@@ -26,7 +26,7 @@ pub struct Cli {
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Seal and unseal a demo Secret end to end with a freshly generated key.
     #[command(after_help = demo::EXAMPLES)]

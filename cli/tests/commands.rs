@@ -193,6 +193,20 @@ fn reseal_moves_a_repository_to_a_new_certificate() {
     );
     assert_eq!(std::fs::read(&first).unwrap(), before);
 
+    // On a terminal, a progress line per file, cleared before the summary.
+    if let Some(script) = gitseal_tests::tool("script", "GITSEAL_SCRIPT") {
+        let command = format!("{} {}", env!("CARGO_BIN_EXE_gitseal"), args.join(" "));
+        let output = Command::new(script)
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{text}");
+        assert!(text.contains("\r\x1b[2K[2/2] "), "{text:?}");
+        assert!(text.contains("\r\x1b[2Kresealed 0 value(s)"), "{text:?}");
+    }
+
     // A value no key opens: nothing is written, unless --keep-going.
     let foreign_dir = temp("reseal-foreign");
     let (_, foreign_cert) = new_key_pair(&foreign_dir).unwrap();

@@ -90,11 +90,21 @@ async fn start_controller(controller: Arc<Controller>) -> String {
 }
 
 fn kubeseal(kubeconfig: &std::path::Path, args: &[&str], stdin: &[u8]) -> Output {
+    kubeseal_with_env(kubeconfig, args, &[], stdin)
+}
+
+fn kubeseal_with_env(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    stdin: &[u8],
+) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gitseal"));
     command
         .arg("kubeseal")
         .args(args)
-        .env("KUBECONFIG", kubeconfig);
+        .env("KUBECONFIG", kubeconfig)
+        .envs(vars.iter().copied());
     gitseal_tests::output_with_stdin(&mut command, stdin)
 }
 
@@ -211,6 +221,33 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
     );
     assert_eq!(fixed.stdout, cert);
 
+    // The same through the environment variables of those flags.
+    let token = server.token().to_owned();
+    let by_env = tokio::task::spawn_blocking({
+        let wrong = wrong.clone();
+        move || {
+            kubeseal_with_env(
+                &wrong,
+                &[],
+                &[
+                    ("SEALED_SECRETS_CONTROLLER_NAMESPACE", "kube-system"),
+                    ("SEALED_SECRETS_CONTROLLER_NAME", "sealer"),
+                    ("SEALED_SECRETS_FETCH_CERT", "true"),
+                    ("SEALED_SECRETS_TOKEN", &token),
+                ],
+                b"",
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        by_env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_env.stderr)
+    );
+    assert_eq!(by_env.stdout, cert);
+
     // Sealing without --cert uses that certificate.
     let secret = b"apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {password: hunter2}\n";
     let output = run(controller_flags(&[]), secret.to_vec()).await;
@@ -280,6 +317,55 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
             .expose(),
         b"hunter2"
     );
+    // --validate and --re-encrypt from their environment variables.
+    let env_run = |vars: Vec<(&'static str, &'static str)>, stdin: Vec<u8>| {
+        let k = kubeconfig.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut vars = vars;
+                vars.extend([
+                    ("SEALED_SECRETS_CONTROLLER_NAMESPACE", "kube-system"),
+                    ("SEALED_SECRETS_CONTROLLER_NAME", "sealer"),
+                ]);
+                kubeseal_with_env(&k, &[], &vars, &stdin)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let invalid = env_run(
+        vec![("SEALED_SECRETS_VALIDATE", "true")],
+        moved.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&invalid.stderr).contains("unable to decrypt sealed secret: other")
+    );
+    let rotated_out = env_run(
+        vec![("SEALED_SECRETS_RE_ENCRYPT", "true")],
+        sealed.to_string().into_bytes(),
+    )
+    .await;
+    assert!(
+        rotated_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated_out.stderr)
+    );
+    let rotated_out: Value = serde_json::from_slice(&rotated_out.stdout).unwrap();
+    let rotated_value = rotated_out["spec"]["encryptedData"]["password"]
+        .as_str()
+        .unwrap();
+    assert_ne!(rotated_value, value);
+    assert_eq!(
+        controller
+            .keyring
+            .unseal(b"prod/db", rotated_value)
+            .unwrap()
+            .expose(),
+        b"hunter2"
+    );
+
     // A YAML file stays YAML.
     let yaml = dir.join("db-sealed.yaml");
     std::fs::write(
