@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod reseal;
 pub mod seal;
 pub mod sealing;
+pub mod sops;
 
 use clap::{Parser, Subcommand};
 
@@ -51,7 +52,22 @@ pub enum Command {
     /// Bitnami kubeseal's command line, flag for flag.
     #[command(after_help = kubeseal::EXAMPLES, disable_version_flag = true)]
     Kubeseal(Box<kubeseal::Args>),
+    /// The sops command line: encrypt, decrypt, edit, rotate, set... SOPS files.
+    #[command(after_help = sops::EXAMPLES, disable_version_flag = true)]
+    Sops(Box<sops::Args>),
+    /// Generate an age identity (as age-keygen does) for `gitseal sops`.
+    #[command(after_help = KEYGEN_EXAMPLES)]
+    Keygen {
+        /// Write the identity to this file (created with mode 0600) instead of stdout.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
 }
+
+const KEYGEN_EXAMPLES: &str = "\
+Examples:
+  gitseal keygen -o ~/.config/sops/age/keys.txt
+  gitseal keygen | tee key.txt | grep 'public key'";
 
 /// Runs the parsed command line, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
@@ -62,6 +78,8 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         Command::Reseal(args) => reseal::run(&args, out),
         Command::Cert(args) => cert::run(&args, out),
         Command::Check(args) => check::run(&args, out),
+        Command::Sops(args) => sops::run(*args, out).map_err(anyhow::Error::new),
+        Command::Keygen { output } => keygen(output.as_deref(), out),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "gitseal", out);
@@ -70,9 +88,47 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     }
 }
 
+/// Writes a new age identity with its public key, as `age-keygen` does.
+fn keygen(output: Option<&std::path::Path>, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let identity = gitseal_crypto::keys::age::AgeIdentities::generate();
+    let recipient = identity.recipients().remove(0);
+    let created = gitseal_crypto::sops::metadata::now();
+    let text = zeroize::Zeroizing::new(format!(
+        "# created: {created}\n# public key: {recipient}\n{}",
+        identity.to_text().as_str()
+    ));
+    match output {
+        Some(path) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| {
+                    format!("cannot create {} (it must not exist yet)", path.display())
+                })?;
+            file.write_all(text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("Public key: {recipient}");
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
 /// Prints an error as kubeseal does (`error: …` on standard error), with a hint when one
 /// helps, and returns exit status 1.
 pub fn report(error: &anyhow::Error) -> std::process::ExitCode {
+    if let Some(exit) = error.downcast_ref::<sops::Exit>() {
+        let message = exit.to_string();
+        if !message.is_empty() {
+            eprintln!("{message}");
+        }
+        return std::process::ExitCode::from(exit.code);
+    }
     eprintln!("error: {error:#}");
     if let Some(failure) = error.downcast_ref::<sealing::UnsealFailure>() {
         eprintln!("hint: {}", failure.hint());

@@ -1,4 +1,4 @@
-//! The `gitseal` binary (also `kubeseal` when invoked under that name).
+//! The `gitseal` binary (also `kubeseal` and `sops` when invoked under those names).
 
 use std::process::ExitCode;
 
@@ -28,6 +28,11 @@ fn main() -> ExitCode {
     let result = if invoked_as == "kubeseal" {
         match parse::<gitseal::kubeseal::Args>(true) {
             Ok(args) => gitseal::kubeseal::run(&args, &mut out),
+            Err(code) => return code,
+        }
+    } else if invoked_as == "sops" {
+        match parse::<gitseal::sops::Args>(false) {
+            Ok(args) => gitseal::sops::run(args, &mut out).map_err(anyhow::Error::new),
             Err(code) => return code,
         }
     } else {

@@ -9,7 +9,7 @@ const fs = require("fs");
 const path = require("path");
 const nodeCrypto = require("crypto");
 const yaml = require("js-yaml");
-const { HybridDecrypt, encryptValue } = require("@socialgouv/aes-gcm-rsa-oaep");
+const { HybridDecrypt, HybridEncrypt } = require("@socialgouv/aes-gcm-rsa-oaep");
 
 const [dir, certFile, keyFile] = process.argv.slice(2);
 const ANNOTATION = "sealedsecrets.bitnami.com/";
@@ -36,7 +36,8 @@ function files(root) {
 }
 
 async function main() {
-  const pemKey = fs.readFileSync(certFile, "utf8");
+  const spki = nodeCrypto.createPublicKey(fs.readFileSync(certFile)).export({ type: "spki", format: "der" });
+  const newKey = await crypto.subtle.importKey("spki", spki, { name: "RSA-OAEP", hash: "SHA-256" }, false, ["encrypt"]);
   const pkcs8 = nodeCrypto.createPrivateKey(fs.readFileSync(keyFile)).export({ type: "pkcs8", format: "der" });
   const oldKey = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "RSA-OAEP", hash: "SHA-256" }, false, ["decrypt"]);
   let total = 0;
@@ -52,7 +53,7 @@ async function main() {
       for (const [key, value] of Object.entries(items)) {
         const sealed = Buffer.from(value, "base64");
         const plaintext = await HybridDecrypt(oldKey, sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length), label);
-        items[key] = await encryptValue({ pemKey, scope, namespace: meta.namespace || "", name: meta.name, value: plaintext });
+        items[key] = Buffer.from(await HybridEncrypt(newKey, plaintext, label)).toString("base64");
         total += 1;
       }
     }

@@ -28,9 +28,17 @@ def label(meta):
     return ("%s/%s" % (meta.get("namespace", ""), meta["name"])).encode()
 
 
+KEYS = {}
+
+
+def load_keys(cert, old_key):
+    """Pool initializer: each worker parses the keys once."""
+    KEYS["new"] = x509.load_pem_x509_certificate(open(cert, "rb").read()).public_key()
+    KEYS["old"] = serialization.load_pem_private_key(open(old_key, "rb").read(), password=None)
+
+
 def reseal(path):
-    new_key = x509.load_pem_x509_certificate(open(CERT, "rb").read()).public_key()
-    old_key = serialization.load_pem_private_key(open(OLD_KEY, "rb").read(), password=None)
+    new_key, old_key = KEYS["new"], KEYS["old"]
     docs = list(yaml.safe_load_all(open(path)))
     count = 0
     for doc in docs:
@@ -56,6 +64,6 @@ if __name__ == "__main__":
         for name in names
         if name.endswith((".yaml", ".yml"))
     ]
-    with multiprocessing.Pool() as pool:
+    with multiprocessing.Pool(initializer=load_keys, initargs=(CERT, OLD_KEY)) as pool:
         total = sum(pool.map(reseal, files, chunksize=16))
     print("resealed %d value(s) in %d file(s)" % (total, len(files)))

@@ -127,6 +127,44 @@ pub enum SopsError {
     /// The `lastmodified` timestamp is not RFC 3339.
     #[error("invalid lastmodified timestamp {0:?}")]
     InvalidTimestamp(String),
+    /// A value at a key path failed; the path names where, never the value.
+    #[error("{path}: {source}")]
+    Value {
+        /// The key path, dot-separated.
+        path: String,
+        /// What went wrong there.
+        source: Box<SopsError>,
+    },
+    /// The input does not parse in its format.
+    #[error("{format}: {message}")]
+    Syntax {
+        /// yaml, json, dotenv or ini.
+        format: &'static str,
+        /// What is wrong, and where (never a value).
+        message: String,
+    },
+    /// The document holds something sops cannot encrypt (non-string keys, huge integers,
+    /// nested values in a flat format).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The `sops` metadata section is missing.
+    #[error("sops metadata not found")]
+    MetadataNotFound,
+    /// The `sops` metadata section is malformed.
+    #[error("invalid sops metadata: {0}")]
+    Metadata(String),
+    /// A selection option or configuration value is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// Shamir splitting or combining failed.
+    #[error("shamir: {0}")]
+    Shamir(String),
+    /// A tree path (`--extract`, `set`) does not parse.
+    #[error("invalid tree path {0:?}: expected e.g. '[\"key\"][0]'")]
+    InvalidPath(String),
+    /// A tree path names nothing.
+    #[error("key not found: {0}")]
+    KeyNotFound(String),
 }
 
 impl SopsError {
@@ -144,6 +182,15 @@ impl SopsError {
             Self::MacUndecryptable => "MacUndecryptable",
             Self::MacMismatch => "MacMismatch",
             Self::InvalidTimestamp(_) => "InvalidTimestamp",
+            Self::Value { source, .. } => source.kind(),
+            Self::Syntax { .. } => "Syntax",
+            Self::Unsupported(_) => "Unsupported",
+            Self::MetadataNotFound => "MetadataNotFound",
+            Self::Metadata(_) => "Metadata",
+            Self::Config(_) => "Config",
+            Self::Shamir(_) => "Shamir",
+            Self::InvalidPath(_) => "InvalidPath",
+            Self::KeyNotFound(_) => "KeyNotFound",
         }
     }
 }

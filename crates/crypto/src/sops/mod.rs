@@ -1,8 +1,14 @@
-//! The SOPS value layer: encrypted values, their key-path AAD, typed plaintexts and the
-//! file MAC. Documents, stores and metadata build on these.
+//! The SOPS format: encrypted values, their key-path AAD, typed plaintexts, the file
+//! MAC, the document tree with its selection rules, the metadata section, Shamir key
+//! groups and the five stores (YAML, JSON, dotenv, INI, binary).
 
 mod mac;
+pub mod metadata;
+pub mod shamir;
+pub mod store;
+pub mod tree;
 mod value;
+pub mod walk;
 
 pub use mac::{Mac, MacHasher, enters_mac, lastmodified_aad};
 pub use value::{

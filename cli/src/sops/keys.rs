@@ -1,0 +1,221 @@
+//! Master keys: loading age identities from where sops looks for them, wrapping a new
+//! data key for a file's key groups (Shamir shares with several groups), and recovering
+//! it from them.
+
+use std::path::PathBuf;
+
+use gitseal_crypto::keys::age::{self as agekeys, AgeIdentities};
+use gitseal_crypto::sops::metadata::{AgeKey, KeyGroup, Metadata};
+use gitseal_crypto::sops::shamir;
+use gitseal_crypto::{DataKey, SecretBytes};
+
+use super::{Exit, code};
+
+/// The identities sops would load: `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, the output of
+/// `SOPS_AGE_KEY_CMD`, and the default key file — all of them, combined.
+pub fn load_identities() -> Result<AgeIdentities, Exit> {
+    let mut all = AgeIdentities::parse("").map_err(|e| Exit::new(code::GENERIC, e.to_string()))?;
+    let mut add = |text: &str, source: &str| -> Result<(), Exit> {
+        let parsed = AgeIdentities::parse(text)
+            .map_err(|e| Exit::new(code::GENERIC, format!("{source}: {e}")))?;
+        all.extend(parsed);
+        Ok(())
+    };
+    if let Ok(keys) = std::env::var("SOPS_AGE_KEY") {
+        // Since sops 3.13 identities may also be separated by spaces.
+        let keys = zeroize::Zeroizing::new(
+            keys.lines()
+                .filter(|line| !line.trim_start().starts_with('#'))
+                .flat_map(str::split_whitespace)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        add(&keys, "SOPS_AGE_KEY")?;
+    }
+    if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE") {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Exit::new(
+                code::GENERIC,
+                format!(
+                    "cannot read SOPS_AGE_KEY_FILE {}: {e}",
+                    PathBuf::from(&path).display()
+                ),
+            )
+        })?;
+        add(&text, "SOPS_AGE_KEY_FILE")?;
+    }
+    if let Ok(command) = std::env::var("SOPS_AGE_KEY_CMD") {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        if let Some((program, args)) = words.split_first() {
+            let output = std::process::Command::new(program)
+                .args(args)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| {
+                    Exit::new(code::GENERIC, format!("cannot run SOPS_AGE_KEY_CMD: {e}"))
+                })?;
+            if !output.status.success() {
+                return Err(Exit::new(
+                    code::GENERIC,
+                    format!("SOPS_AGE_KEY_CMD failed with {}", output.status),
+                ));
+            }
+            let text =
+                zeroize::Zeroizing::new(String::from_utf8_lossy(&output.stdout).into_owned());
+            add(&text, "SOPS_AGE_KEY_CMD")?;
+        }
+    }
+    if let Some(path) = default_key_file()
+        && let Ok(text) = std::fs::read_to_string(&path)
+    {
+        let text = zeroize::Zeroizing::new(text);
+        add(&text, &path.display().to_string())?;
+    }
+    Ok(all)
+}
+
+/// `$XDG_CONFIG_HOME/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`.
+pub fn default_key_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("sops/age/keys.txt"))
+}
+
+/// The keys to encrypt a new file (or re-wrap a data key) for.
+#[derive(Clone, Default)]
+pub struct KeyPlan {
+    /// One list of age recipients per key group.
+    pub groups: Vec<Vec<String>>,
+    /// Shares needed when there are several groups (0: all of them).
+    pub threshold: usize,
+}
+
+impl KeyPlan {
+    /// Wraps `key` for every group: the whole key with one group, a Shamir share each with
+    /// several. Keys of other types already in `keep` (e.g. PGP) are kept as they are.
+    pub fn wrap(&self, key: &DataKey, keep: &[KeyGroup]) -> Result<(Vec<KeyGroup>, usize), Exit> {
+        let groups: Vec<&Vec<String>> = self.groups.iter().filter(|g| !g.is_empty()).collect();
+        if groups.is_empty() {
+            return Err(Exit::new(
+                code::GENERIC,
+                "config file not found, or has no creation rules, and no keys provided through command line options".into(),
+            ));
+        }
+        let threshold = if groups.len() > 1 {
+            if self.threshold == 0 {
+                groups.len()
+            } else {
+                self.threshold
+            }
+        } else {
+            0
+        };
+        let parts: Vec<SecretBytes> = if groups.len() == 1 {
+            vec![SecretBytes::from_slice(key.expose())]
+        } else {
+            shamir::split(key.expose(), groups.len(), threshold)
+                .map_err(|e| Exit::new(code::GENERIC, e.to_string()))?
+        };
+        let mut out = Vec::new();
+        for (i, (recipients, part)) in groups.iter().zip(&parts).enumerate() {
+            let mut group = KeyGroup::default();
+            for recipient in recipients.iter() {
+                let enc = agekeys::wrap(part.expose(), recipient)
+                    .map_err(|e| Exit::new(code::GENERIC, e.to_string()))?;
+                group.age.push(AgeKey {
+                    recipient: recipient.clone(),
+                    enc,
+                });
+            }
+            if let Some(old) = keep.get(i) {
+                group.other = old.other.clone();
+            }
+            out.push(group);
+        }
+        Ok((out, threshold))
+    }
+
+    /// The plan that re-creates `metadata`'s age key groups.
+    pub fn of(metadata: &Metadata) -> Self {
+        Self {
+            groups: metadata
+                .key_groups
+                .iter()
+                .map(|g| g.age.iter().map(|k| k.recipient.clone()).collect())
+                .collect(),
+            threshold: metadata.shamir_threshold,
+        }
+    }
+}
+
+/// Recovers the data key from the metadata with the loaded identities.
+pub fn data_key(metadata: &Metadata, identities: &AgeIdentities) -> Result<DataKey, Exit> {
+    let mut parts = Vec::new();
+    let mut report = Vec::new();
+    for (i, group) in metadata.key_groups.iter().enumerate() {
+        match group_part(group, identities) {
+            Ok(part) => parts.push(part),
+            Err(reason) => report.push(format!("group {}: {reason}", i + 1)),
+        }
+        if metadata.key_groups.len() == 1 && !parts.is_empty() {
+            break;
+        }
+    }
+    let key = if metadata.key_groups.len() <= 1 {
+        parts.pop()
+    } else {
+        let threshold = if metadata.shamir_threshold == 0 {
+            metadata.key_groups.len()
+        } else {
+            metadata.shamir_threshold
+        };
+        if parts.len() >= threshold {
+            shamir::combine(&parts).ok()
+        } else {
+            report.push(format!(
+                "recovered {} of the {threshold} key-group shares needed",
+                parts.len()
+            ));
+            None
+        }
+    };
+    let key = key.ok_or_else(|| {
+        let default = default_key_file()
+            .map_or("~/.config/sops/age/keys.txt".into(), |p| p.display().to_string());
+        Exit::new(
+            code::NO_KEY,
+            format!(
+                "no master key could decrypt the data key:\n  {}\nhint: give the age identity with SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or {default}",
+                report.join("\n  "),
+            ),
+        )
+    })?;
+    DataKey::from_slice(key.expose()).map_err(|_| {
+        Exit::new(
+            code::NO_KEY,
+            "the recovered data key is not 32 bytes".into(),
+        )
+    })
+}
+
+fn group_part(group: &KeyGroup, identities: &AgeIdentities) -> Result<SecretBytes, String> {
+    let mut tried = Vec::new();
+    for key in &group.age {
+        match agekeys::unwrap(&key.enc, identities) {
+            Ok(part) => return Ok(part),
+            Err(_) => tried.push(format!("age {}", key.recipient)),
+        }
+    }
+    for key in &group.kms {
+        tried.push(format!("kms {} (AWS KMS is not supported yet)", key.arn));
+    }
+    for key_type in group.other_types() {
+        tried.push(format!("{key_type} (not supported by gitseal)"));
+    }
+    if tried.is_empty() {
+        return Err("no keys".into());
+    }
+    Err(format!("none of [{}] could decrypt it", tried.join(", ")))
+}

@@ -1,0 +1,431 @@
+//! The `sops` metadata section: read from every historical layout (struct order or
+//! alphabetical, `[]`/`null`/absent lists, flattened dotenv/INI values), written in the
+//! current sops layout (every level sorted alphabetically).
+
+use crate::error::SopsError;
+use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar};
+use crate::sops::walk::{SELECTION_KEYS, Selection};
+
+/// The sops version gitseal writes files as: their layout is that of sops 3.13.
+pub const WRITTEN_VERSION: &str = "3.13.2";
+
+/// Key types sops knows but gitseal cannot use; kept verbatim when a file is rewritten.
+const OTHER_KEY_TYPES: [&str; 5] = ["azure_kv", "gcp_kms", "hc_vault", "hckms", "pgp"];
+
+/// An age recipient and the data key (or share) wrapped for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgeKey {
+    /// `age1...` recipient.
+    pub recipient: String,
+    /// The armored age file holding the wrapped data key.
+    pub enc: String,
+}
+
+/// An AWS KMS key and the data key (or share) it encrypted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KmsKey {
+    /// Key or alias ARN.
+    pub arn: String,
+    /// Role to assume first (empty: none).
+    pub role: String,
+    /// Encryption context, sorted by key.
+    pub context: Vec<(String, String)>,
+    /// When the key was added (RFC 3339).
+    pub created_at: String,
+    /// Base64 of the KMS ciphertext blob.
+    pub enc: String,
+    /// Shared-config profile (empty: default chain).
+    pub aws_profile: String,
+}
+
+/// One key group: every key in it wraps the same data key (or Shamir share).
+#[derive(Clone, Default, PartialEq)]
+pub struct KeyGroup {
+    /// age recipients.
+    pub age: Vec<AgeKey>,
+    /// AWS KMS keys.
+    pub kms: Vec<KmsKey>,
+    /// Keys of other types (PGP, GCP, Azure, Vault, HuaweiCloud): type and entry, kept
+    /// as read.
+    pub other: Vec<(String, Node)>,
+}
+
+impl KeyGroup {
+    /// Whether the group has no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.age.is_empty() && self.kms.is_empty() && self.other.is_empty()
+    }
+
+    /// The names of the key types only kept, never used, by gitseal (e.g. `pgp`).
+    pub fn other_types(&self) -> Vec<&str> {
+        let mut types: Vec<&str> = self.other.iter().map(|(t, _)| t.as_str()).collect();
+        types.dedup();
+        types
+    }
+}
+
+/// A file's metadata.
+#[derive(Clone, Default)]
+pub struct Metadata {
+    /// Key groups: one (every key wraps the data key) or several (Shamir shares).
+    pub key_groups: Vec<KeyGroup>,
+    /// Shares needed with several groups (0: not set).
+    pub shamir_threshold: usize,
+    /// RFC 3339 time of the last encryption; the MAC's AAD.
+    pub lastmodified: String,
+    /// The encrypted MAC.
+    pub mac: String,
+    /// Which values are encrypted.
+    pub selection: Selection,
+    /// Whether the MAC covers only encrypted values.
+    pub mac_only_encrypted: bool,
+    /// The sops version that wrote the file.
+    pub version: String,
+}
+
+fn text_of(node: &Node) -> Option<String> {
+    match node {
+        Node::Scalar(Scalar::Null) => None,
+        Node::Scalar(scalar) => Some(scalar.to_text()),
+        _ => None,
+    }
+}
+
+fn entries(node: Option<&Node>) -> Vec<&Map> {
+    match node {
+        Some(Node::List(list)) => list
+            .iter()
+            .filter_map(|item| match item {
+                ListItem::Value(Node::Map(map)) => Some(map),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn field(map: &Map, key: &str) -> String {
+    crate::sops::tree::get(map, key)
+        .and_then(text_of)
+        .unwrap_or_default()
+}
+
+fn group_from(map: &Map) -> Result<KeyGroup, SopsError> {
+    let get = |key: &str| crate::sops::tree::get(map, key);
+    let mut group = KeyGroup::default();
+    for entry in entries(get("age")) {
+        group.age.push(AgeKey {
+            recipient: field(entry, "recipient"),
+            enc: field(entry, "enc"),
+        });
+    }
+    for entry in entries(get("kms")) {
+        let mut context: Vec<(String, String)> = match crate::sops::tree::get(entry, "context") {
+            Some(Node::Map(items)) => items
+                .iter()
+                .filter_map(|item| match item {
+                    MapItem::Entry(k, v) => Some((k.clone(), text_of(v).unwrap_or_default())),
+                    MapItem::Comment(_) => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        context.sort();
+        group.kms.push(KmsKey {
+            arn: field(entry, "arn"),
+            role: field(entry, "role"),
+            context,
+            created_at: field(entry, "created_at"),
+            enc: field(entry, "enc"),
+            aws_profile: field(entry, "aws_profile"),
+        });
+    }
+    for key_type in OTHER_KEY_TYPES {
+        for entry in entries(get(key_type)) {
+            group
+                .other
+                .push((key_type.to_owned(), Node::Map(entry.clone())));
+        }
+    }
+    Ok(group)
+}
+
+impl Metadata {
+    /// Reads the `sops` section (already unflattened for dotenv and INI).
+    pub fn from_node(node: &Node) -> Result<Self, SopsError> {
+        let Node::Map(map) = node else {
+            return Err(SopsError::Metadata(
+                "the sops section is not a mapping".into(),
+            ));
+        };
+        let get = |key: &str| crate::sops::tree::get(map, key).and_then(text_of);
+        let version = get("version").unwrap_or_default();
+        if version.is_empty() {
+            return Err(SopsError::Metadata("Version string empty".into()));
+        }
+        let mut key_groups = Vec::new();
+        for group in entries(crate::sops::tree::get(map, "key_groups")) {
+            key_groups.push(group_from(group)?);
+        }
+        if key_groups.is_empty() {
+            key_groups.push(group_from(map)?);
+        }
+        let mut selection = Selection::All;
+        for key in SELECTION_KEYS {
+            if let Some(value) = get(key).filter(|v| !v.is_empty()) {
+                if !matches!(selection, Selection::All) {
+                    return Err(SopsError::Metadata(format!(
+                        "cannot use more than one of {}",
+                        SELECTION_KEYS.join(", ")
+                    )));
+                }
+                selection = Selection::from_key(key, &value)?;
+            }
+        }
+        let shamir_threshold = match get("shamir_threshold") {
+            Some(text) => text
+                .parse()
+                .map_err(|_| SopsError::Metadata(format!("invalid shamir_threshold {text:?}")))?,
+            None => 0,
+        };
+        Ok(Self {
+            key_groups,
+            shamir_threshold,
+            lastmodified: get("lastmodified").unwrap_or_default(),
+            mac: get("mac").unwrap_or_default(),
+            selection,
+            mac_only_encrypted: get("mac_only_encrypted")
+                .is_some_and(|v| crate::sops::value::parse_bool(&v).unwrap_or(false)),
+            version,
+        })
+    }
+
+    /// The `sops` section in the current sops layout: keys sorted at every level,
+    /// single-group keys at the top, several groups under `key_groups`.
+    pub fn to_node(&self) -> Node {
+        let mut top: Vec<(String, Node)> = Vec::new();
+        match self.key_groups.as_slice() {
+            [group] => top.extend(group_entries(group)),
+            groups => top.push((
+                "key_groups".into(),
+                Node::List(
+                    groups
+                        .iter()
+                        .map(|g| ListItem::Value(sorted_map(group_entries(g))))
+                        .collect(),
+                ),
+            )),
+        }
+        top.push(("lastmodified".into(), Node::str(&self.lastmodified)));
+        top.push(("mac".into(), Node::str(&self.mac)));
+        if self.mac_only_encrypted {
+            top.push((
+                "mac_only_encrypted".into(),
+                Node::Scalar(Scalar::Bool(true)),
+            ));
+        }
+        if self.shamir_threshold > 0 && self.key_groups.len() > 1 {
+            top.push((
+                "shamir_threshold".into(),
+                Node::Scalar(Scalar::Int(self.shamir_threshold as i64)),
+            ));
+        }
+        if let Some((key, value)) = self.selection.to_key() {
+            top.push((key.into(), Node::str(value)));
+        }
+        top.push(("version".into(), Node::str(&self.version)));
+        sorted_map(top)
+    }
+}
+
+fn sorted_map(mut entries: Vec<(String, Node)>) -> Node {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Node::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| MapItem::Entry(k, v))
+            .collect(),
+    )
+}
+
+fn group_entries(group: &KeyGroup) -> Vec<(String, Node)> {
+    let mut out = Vec::new();
+    if !group.age.is_empty() {
+        let list = group
+            .age
+            .iter()
+            .map(|k| {
+                ListItem::Value(sorted_map(vec![
+                    ("recipient".into(), Node::str(&k.recipient)),
+                    ("enc".into(), Node::str(&k.enc)),
+                ]))
+            })
+            .collect();
+        out.push(("age".into(), Node::List(list)));
+    }
+    if !group.kms.is_empty() {
+        let list = group
+            .kms
+            .iter()
+            .map(|k| {
+                let mut fields = vec![
+                    ("arn".into(), Node::str(&k.arn)),
+                    ("created_at".into(), Node::str(&k.created_at)),
+                    ("enc".into(), Node::str(&k.enc)),
+                    ("aws_profile".into(), Node::str(&k.aws_profile)),
+                ];
+                if !k.role.is_empty() {
+                    fields.push(("role".into(), Node::str(&k.role)));
+                }
+                if !k.context.is_empty() {
+                    let context = k
+                        .context
+                        .iter()
+                        .map(|(key, value)| (key.clone(), Node::str(value)))
+                        .collect();
+                    fields.push(("context".into(), sorted_map(context)));
+                }
+                ListItem::Value(sorted_map(fields))
+            })
+            .collect();
+        out.push(("kms".into(), Node::List(list)));
+    }
+    for key_type in OTHER_KEY_TYPES {
+        let list: Vec<ListItem> = group
+            .other
+            .iter()
+            .filter(|(t, _)| t == key_type)
+            .map(|(_, entry)| ListItem::Value(entry.clone()))
+            .collect();
+        if !list.is_empty() {
+            out.push((key_type.into(), Node::List(list)));
+        }
+    }
+    out
+}
+
+/// The current UTC time, RFC 3339 at second precision (`lastmodified`, `created_at`).
+pub fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    crate::timefmt::format_unix(secs)
+}
+
+/// Flattens the metadata for dotenv (`prefix` `sops_`) and INI (no prefix): map levels
+/// joined with `__map_`, list indices with `__list_<n>`, sorted by key.
+pub fn flatten(node: &Node, prefix: &str) -> Vec<(String, String)> {
+    fn walk(node: &Node, key: String, out: &mut Vec<(String, String)>) {
+        match node {
+            Node::Map(map) => {
+                for item in map {
+                    if let MapItem::Entry(k, v) = item {
+                        let sub = if key.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{key}__map_{k}")
+                        };
+                        walk(v, sub, out);
+                    }
+                }
+            }
+            Node::List(list) => {
+                let values = list.iter().filter_map(|item| match item {
+                    ListItem::Value(v) => Some(v),
+                    ListItem::Comment(_) => None,
+                });
+                for (i, v) in values.enumerate() {
+                    walk(v, format!("{key}__list_{i}"), out);
+                }
+            }
+            Node::Scalar(scalar) => out.push((key, scalar.to_text())),
+        }
+    }
+    let mut out = Vec::new();
+    walk(node, String::new(), &mut out);
+    for (key, _) in &mut out {
+        key.insert_str(0, prefix);
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Rebuilds the metadata tree from flattened `(key, value)` pairs (prefix removed).
+pub fn unflatten(pairs: &[(String, String)]) -> Result<Node, SopsError> {
+    let mut root = Node::Map(Vec::new());
+    for (key, value) in pairs {
+        let mut steps = Vec::new();
+        let first_end = key.find("__").unwrap_or(key.len());
+        steps.push(crate::sops::tree::PathStep::Key(
+            key[..first_end].to_owned(),
+        ));
+        let mut rest = &key[first_end..];
+        while !rest.is_empty() {
+            let bad = || SopsError::Metadata(format!("malformed flattened metadata key {key:?}"));
+            let (is_list, body) = if let Some(body) = rest.strip_prefix("__map_") {
+                (false, body)
+            } else if let Some(body) = rest.strip_prefix("__list_") {
+                (true, body)
+            } else {
+                return Err(bad());
+            };
+            let end = body.find("__").unwrap_or(body.len());
+            let part = &body[..end];
+            steps.push(if is_list {
+                crate::sops::tree::PathStep::Index(part.parse().map_err(|_| bad())?)
+            } else {
+                crate::sops::tree::PathStep::Key(part.to_owned())
+            });
+            rest = &body[end..];
+        }
+        let Node::Map(map) = &mut root else {
+            unreachable!("root is a mapping")
+        };
+        crate::sops::tree::set(map, &steps, Node::str(value)).map_err(|_| {
+            SopsError::Metadata(format!("malformed flattened metadata key {key:?}"))
+        })?;
+    }
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flattening_round_trips() {
+        let meta = Metadata {
+            key_groups: vec![KeyGroup {
+                age: vec![AgeKey {
+                    recipient: "age1x".into(),
+                    enc: "-----BEGIN AGE ENCRYPTED FILE-----\nabc\n-----END AGE ENCRYPTED FILE-----\n"
+                        .into(),
+                }],
+                ..KeyGroup::default()
+            }],
+            lastmodified: "2026-11-23T03:43:56Z".into(),
+            mac: "ENC[x]".into(),
+            selection: Selection::UnencryptedSuffix("_unencrypted".into()),
+            version: WRITTEN_VERSION.into(),
+            ..Metadata::default()
+        };
+        let flat = flatten(&meta.to_node(), "sops_");
+        assert_eq!(flat[0].0, "sops_age__list_0__map_enc");
+        let pairs: Vec<(String, String)> = flat
+            .iter()
+            .map(|(k, v)| (k.strip_prefix("sops_").unwrap().to_owned(), v.clone()))
+            .collect();
+        let back = Metadata::from_node(&unflatten(&pairs).unwrap()).unwrap();
+        assert_eq!(back.key_groups[0].age, meta.key_groups[0].age);
+        assert_eq!(back.version, WRITTEN_VERSION);
+        assert!(
+            matches!(back.selection, Selection::UnencryptedSuffix(ref s) if s == "_unencrypted")
+        );
+    }
+
+    #[test]
+    fn version_is_required() {
+        let node = Node::Map(vec![MapItem::Entry("mac".into(), Node::str("x"))]);
+        assert!(Metadata::from_node(&node).is_err());
+    }
+}

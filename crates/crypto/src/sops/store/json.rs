@@ -1,0 +1,452 @@
+//! The JSON store: an order-keeping reader (duplicate keys kept, integers exact) and a
+//! writer with Go's escaping and `json.Indent` layout (tab by default).
+
+use crate::error::SopsError;
+use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar};
+use crate::sops::value::format_float;
+
+fn syntax(at: usize, message: &str) -> SopsError {
+    SopsError::Syntax {
+        format: "json",
+        message: format!("{message} at byte {at}"),
+    }
+}
+
+/// Parses a JSON document whose top level is an object.
+pub fn parse(text: &str) -> Result<Map, SopsError> {
+    let mut reader = Reader {
+        bytes: text.as_bytes(),
+        text,
+        at: 0,
+    };
+    reader.blank();
+    if reader.peek() != Some(b'{') {
+        return Err(SopsError::Syntax {
+            format: "json",
+            message: "the top level must be an object".into(),
+        });
+    }
+    let Node::Map(map) = reader.value(0)? else {
+        unreachable!("an object parses to a mapping")
+    };
+    reader.blank();
+    if reader.at != reader.bytes.len() {
+        return Err(syntax(
+            reader.at,
+            "unexpected data after the top-level object",
+        ));
+    }
+    Ok(map)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn blank(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), SopsError> {
+        self.blank();
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(syntax(self.at, &format!("expected '{}'", byte as char)))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Node, SopsError> {
+        if depth > 512 {
+            return Err(syntax(self.at, "nesting too deep"));
+        }
+        self.blank();
+        match self.peek() {
+            Some(b'{') => {
+                self.at += 1;
+                let mut map = Map::new();
+                self.blank();
+                if self.peek() == Some(b'}') {
+                    self.at += 1;
+                    return Ok(Node::Map(map));
+                }
+                loop {
+                    self.blank();
+                    if self.peek() != Some(b'"') {
+                        return Err(syntax(self.at, "expected a string key"));
+                    }
+                    let key = self.string()?;
+                    self.expect(b':')?;
+                    let value = self.value(depth + 1)?;
+                    map.push(MapItem::Entry(key, value));
+                    self.blank();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            return Ok(Node::Map(map));
+                        }
+                        _ => return Err(syntax(self.at, "expected ',' or '}'")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.at += 1;
+                let mut list = Vec::new();
+                self.blank();
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                    return Ok(Node::List(list));
+                }
+                loop {
+                    list.push(ListItem::Value(self.value(depth + 1)?));
+                    self.blank();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return Ok(Node::List(list));
+                        }
+                        _ => return Err(syntax(self.at, "expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Node::Scalar(Scalar::Str(self.string()?))),
+            Some(b't') => self.literal("true", Scalar::Bool(true)),
+            Some(b'f') => self.literal("false", Scalar::Bool(false)),
+            Some(b'n') => self.literal("null", Scalar::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(syntax(self.at, "expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &str, scalar: Scalar) -> Result<Node, SopsError> {
+        if self.bytes[self.at..].starts_with(word.as_bytes()) {
+            self.at += word.len();
+            Ok(Node::Scalar(scalar))
+        } else {
+            Err(syntax(self.at, "invalid literal"))
+        }
+    }
+
+    fn number(&mut self) -> Result<Node, SopsError> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let digits = |r: &mut Self| {
+            let from = r.at;
+            while matches!(r.peek(), Some(b'0'..=b'9')) {
+                r.at += 1;
+            }
+            r.at > from
+        };
+        if !digits(self) {
+            return Err(syntax(self.at, "invalid number"));
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            integer = false;
+            if !digits(self) {
+                return Err(syntax(self.at, "invalid number"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            integer = false;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if !digits(self) {
+                return Err(syntax(self.at, "invalid number"));
+            }
+        }
+        let text = &self.text[start..self.at];
+        if integer {
+            if let Ok(value) = text.parse::<i64>() {
+                return Ok(Node::Scalar(Scalar::Int(value)));
+            }
+            // Beyond i64: kept exactly as written.
+            return Ok(Node::Scalar(Scalar::Number(text.to_owned())));
+        }
+        text.parse::<f64>()
+            .map(|v| Node::Scalar(Scalar::Float(v)))
+            .map_err(|_| syntax(start, "invalid number"))
+    }
+
+    fn string(&mut self) -> Result<String, SopsError> {
+        let start = self.at;
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            let run = self.at;
+            while let Some(b) = self.peek() {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.at += 1;
+            }
+            out.push_str(&self.text[run..self.at]);
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    let escape = self
+                        .peek()
+                        .ok_or_else(|| syntax(self.at, "unterminated string"))?;
+                    self.at += 1;
+                    match escape {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let high = self.hex4()?;
+                            let c = if (0xd800..0xdc00).contains(&high)
+                                && self.bytes[self.at..].starts_with(b"\\u")
+                            {
+                                self.at += 2;
+                                let low = self.hex4()?;
+                                if (0xdc00..0xe000).contains(&low) {
+                                    char::from_u32(
+                                        0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00),
+                                    )
+                                } else {
+                                    None
+                                }
+                            } else {
+                                char::from_u32(high)
+                            };
+                            out.push(c.unwrap_or('\u{fffd}'));
+                        }
+                        _ => return Err(syntax(self.at - 1, "invalid escape")),
+                    }
+                }
+                _ => return Err(syntax(start, "unterminated string")),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, SopsError> {
+        let digits = self
+            .text
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| syntax(self.at, "invalid \\u escape"))?;
+        let value =
+            u32::from_str_radix(digits, 16).map_err(|_| syntax(self.at, "invalid \\u escape"))?;
+        self.at += 4;
+        Ok(value)
+    }
+}
+
+/// Writes `map` as sops does: `indent` spaces per level, or a tab when `None`; a final
+/// newline. Comments are dropped (JSON has none).
+pub fn emit(map: &Map, indent: Option<usize>) -> String {
+    let unit = match indent {
+        None => "\t".to_owned(),
+        Some(n) => " ".repeat(n),
+    };
+    let mut out = String::new();
+    write_map(map, &unit, 0, &mut out);
+    out.push('\n');
+    out
+}
+
+/// Writes any node (for `--extract` of a list), with a final newline.
+pub fn emit_node(node: &Node, indent: Option<usize>) -> String {
+    let unit = match indent {
+        None => "\t".to_owned(),
+        Some(n) => " ".repeat(n),
+    };
+    let mut out = String::new();
+    write_node(node, &unit, 0, &mut out);
+    out.push('\n');
+    out
+}
+
+fn newline(out: &mut String, unit: &str, level: usize) {
+    out.push('\n');
+    for _ in 0..level {
+        out.push_str(unit);
+    }
+}
+
+fn write_map(map: &Map, unit: &str, level: usize, out: &mut String) {
+    let mut entries = map.iter().filter_map(|item| match item {
+        MapItem::Entry(k, v) => Some((k, v)),
+        MapItem::Comment(_) => None,
+    });
+    let Some(first) = entries.next() else {
+        out.push_str("{}");
+        return;
+    };
+    out.push('{');
+    for (i, (key, value)) in std::iter::once(first).chain(entries).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        newline(out, unit, level + 1);
+        write_string(key, out);
+        out.push_str(": ");
+        write_node(value, unit, level + 1, out);
+    }
+    newline(out, unit, level);
+    out.push('}');
+}
+
+fn write_node(node: &Node, unit: &str, level: usize, out: &mut String) {
+    match node {
+        Node::Map(map) => write_map(map, unit, level, out),
+        Node::List(list) => {
+            let mut values = list.iter().filter_map(|item| match item {
+                ListItem::Value(v) => Some(v),
+                ListItem::Comment(_) => None,
+            });
+            let Some(first) = values.next() else {
+                out.push_str("[]");
+                return;
+            };
+            out.push('[');
+            for (i, value) in std::iter::once(first).chain(values).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, unit, level + 1);
+                write_node(value, unit, level + 1, out);
+            }
+            newline(out, unit, level);
+            out.push(']');
+        }
+        Node::Scalar(scalar) => write_scalar(scalar, out),
+    }
+}
+
+fn write_scalar(scalar: &Scalar, out: &mut String) {
+    match scalar {
+        Scalar::Null => out.push_str("null"),
+        Scalar::Bool(value) => out.push_str(if *value { "true" } else { "false" }),
+        Scalar::Int(value) => out.push_str(&value.to_string()),
+        Scalar::Float(value) => out.push_str(&format_json_float(*value)),
+        Scalar::Number(text) => out.push_str(text),
+        Scalar::Str(text) | Scalar::Time(text) => write_string(text, out),
+        Scalar::Bytes(bytes) => write_bytes(bytes, out),
+    }
+}
+
+/// Go's `encoding/json` float: `'f'` unless the exponent is < -6 or >= 21, then `'e'`
+/// with a two-digit minimum exponent. NaN and infinities (invalid JSON) become `null`.
+pub fn format_json_float(value: f64) -> String {
+    if !value.is_finite() {
+        return "null".into();
+    }
+    let abs = value.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let sci = format!("{value:e}");
+        let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+        let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
+    }
+    format_float(value)
+}
+
+/// Bytes as a JSON string, each invalid UTF-8 byte written as `\ufffd` (as Go does).
+fn write_bytes(bytes: &[u8], out: &mut String) {
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        escape_into(chunk.valid(), out);
+        for _ in chunk.invalid() {
+            out.push_str("\\ufffd");
+        }
+    }
+    out.push('"');
+}
+
+/// A JSON string with Go's escaping (HTML characters and U+2028/U+2029 escaped).
+pub fn write_string(text: &str, out: &mut String) {
+    out.push('"');
+    escape_into(text, out);
+    out.push('"');
+}
+
+fn escape_into(text: &str, out: &mut String) {
+    let mut run = 0;
+    for (i, c) in text.char_indices() {
+        let escape: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '\u{8}' => Some("\\b"),
+            '\u{c}' => Some("\\f"),
+            '<' => Some("\\u003c"),
+            '>' => Some("\\u003e"),
+            '&' => Some("\\u0026"),
+            '\u{2028}' => Some("\\u2028"),
+            '\u{2029}' => Some("\\u2029"),
+            c if (c as u32) < 0x20 => None,
+            _ => continue,
+        };
+        out.push_str(&text[run..i]);
+        match escape {
+            Some(e) => out.push_str(e),
+            None => out.push_str(&format!("\\u{:04x}", c as u32)),
+        }
+        run = i + c.len_utf8();
+    }
+    out.push_str(&text[run..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_order_duplicates_and_big_integers() {
+        let text = "{\"b\": 1, \"a\": [1.5, \"x<y>&\", true, null, {}, []], \"b\": 9223372036854775808, \"e\": 1e21, \"w\": 2.0}";
+        let map = parse(text).unwrap();
+        assert_eq!(
+            emit(&map, None),
+            "{\n\t\"b\": 1,\n\t\"a\": [\n\t\t1.5,\n\t\t\"x\\u003cy\\u003e\\u0026\",\n\t\ttrue,\n\t\tnull,\n\t\t{},\n\t\t[]\n\t],\n\t\"b\": 9223372036854775808,\n\t\"e\": 1e+21,\n\t\"w\": 2\n}\n"
+        );
+        assert_eq!(emit(&parse("{}").unwrap(), Some(2)), "{}\n");
+    }
+
+    #[test]
+    fn bad_json_is_refused() {
+        for bad in [
+            "[1]",
+            "{\"a\":}",
+            "{\"a\": 1",
+            "{\"a\": 1} x",
+            "{a: 1}",
+            "\"s\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let map = parse("{\"u\": \"\\u00e9\\ud83d\\udd10\"}").unwrap();
+        assert_eq!(
+            crate::sops::tree::get(&map, "u").unwrap().as_str(),
+            Some("é🔐")
+        );
+    }
+}
