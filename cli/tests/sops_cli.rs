@@ -239,7 +239,10 @@ fn legacy_forms_multi_call_keygen_and_key_sources() {
     let file = env.write("s.enc.json", &encrypted);
     assert_eq!(env.ok(&["-d", "--extract", "[\"token\"]", &file]), b"t0k3n");
     env.ok(&["--set", "[\"count\"] 2", &file]);
-    assert_eq!(env.ok(&["decrypt", "--extract", "[\"count\"]", &file]), b"2");
+    assert_eq!(
+        env.ok(&["decrypt", "--extract", "[\"count\"]", &file]),
+        b"2"
+    );
     // The binary invoked as `sops`.
     let link = env.dir.join("sops");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_gitseal"), &link).unwrap();

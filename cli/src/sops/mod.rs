@@ -642,8 +642,14 @@ struct Opened {
     stash: IvStash,
 }
 
-/// Reads, decrypts and (unless `ignore_mac`) verifies an encrypted file.
+/// Reads, decrypts and (unless `ignore_mac`) verifies an encrypted file, remembering the
+/// values' IVs for re-encryption.
 fn open(bytes: &[u8], format: Format, ignore_mac: bool) -> Result<Opened, Exit> {
+    open_with(bytes, format, ignore_mac, true)
+}
+
+/// [`open`], with the IV stash only when `stash` (decrypt-only commands need none).
+fn open_with(bytes: &[u8], format: Format, ignore_mac: bool, stash: bool) -> Result<Opened, Exit> {
     if bytes.is_empty() {
         return Err(Exit::new(
             code::FILE_EMPTY,
@@ -656,13 +662,13 @@ fn open(bytes: &[u8], format: Format, ignore_mac: bool) -> Result<Opened, Exit> 
     let identities = keys::load_identities()?;
     let key = keys::data_key(&metadata, &identities)?;
     let cipher = ValueCipher::new(&key);
-    let mut stash = IvStash::default();
+    let mut ivs = IvStash::default();
     let mac = walk::decrypt(
         &mut tree,
         &cipher,
         &metadata.selection,
         metadata.mac_only_encrypted,
-        Some(&mut stash),
+        stash.then_some(&mut ivs),
     )
     .map_err(|e| sops_failure(e, code::ERROR_DECRYPTING_TREE))?;
     if !ignore_mac {
@@ -677,7 +683,7 @@ fn open(bytes: &[u8], format: Format, ignore_mac: bool) -> Result<Opened, Exit> 
         tree,
         metadata,
         key,
-        stash,
+        stash: ivs,
     })
 }
 
@@ -827,7 +833,7 @@ fn decrypt(
     let (input, output) = formats(options, file);
     let config = Config::find(global.config.as_deref()).ok().flatten();
     let layout = layout(global, config.as_ref());
-    let opened = open(&bytes, input, options.ignore_mac)?;
+    let opened = open_with(&bytes, input, options.ignore_mac, false)?;
     let text = Zeroizing::new(match &options.extract {
         Some(path) => {
             let steps = tree::parse_path(path)
@@ -1242,7 +1248,7 @@ fn exec_env(
     let _ = global;
     let bytes = read_input(Some(file))?;
     let (input, _) = formats(options, Some(file));
-    let opened = open(&bytes, input, options.ignore_mac)?;
+    let opened = open_with(&bytes, input, options.ignore_mac, false)?;
     let mut env = Vec::new();
     if let Some(doc) = opened.tree.documents.first() {
         for item in doc {
@@ -1266,7 +1272,7 @@ fn exec_file(
     let bytes = read_input(Some(file))?;
     let (input, output) = formats(options, Some(file));
     let config = Config::find(global.config.as_deref()).ok().flatten();
-    let opened = open(&bytes, input, options.ignore_mac)?;
+    let opened = open_with(&bytes, input, options.ignore_mac, false)?;
     let plain = Zeroizing::new(
         output
             .emit_plain(&opened.tree, &layout(global, config.as_ref()))

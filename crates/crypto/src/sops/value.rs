@@ -220,6 +220,7 @@ impl Plaintext {
 /// ```
 pub struct ValueCipher {
     gcm: Aes256Gcm32,
+    ivs: primitives::IvGenerator,
 }
 
 impl ValueCipher {
@@ -227,13 +228,13 @@ impl ValueCipher {
     pub fn new(key: &DataKey) -> Self {
         Self {
             gcm: primitives::gcm32(key.expose()),
+            ivs: primitives::IvGenerator::new(),
         }
     }
 
     /// Encrypts `plaintext` under a fresh random IV.
     pub fn encrypt(&self, plaintext: &[u8], value_type: ValueType, aad: &[u8]) -> String {
-        let mut iv = [0u8; IV_LEN];
-        primitives::fill_random(&mut iv);
+        let iv = self.ivs.next();
         self.encrypt_with_iv(plaintext, value_type, aad, &iv)
     }
 
