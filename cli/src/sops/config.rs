@@ -8,8 +8,9 @@ use gitseal_crypto::sops::store::Layout;
 use regex::Regex;
 use serde_json::Value;
 
-use super::keys::KeyPlan;
+use super::keys::{GroupPlan, KeyPlan};
 use super::{Exit, code};
+use gitseal_backends::kms::KmsKey;
 
 /// A loaded configuration file.
 pub struct Config {
@@ -37,14 +38,13 @@ const SELECTION: [&str; 6] = [
     "encrypted_comment_regex",
 ];
 
-const UNSUPPORTED_KEYS: [&str; 7] = [
+const UNSUPPORTED_KEYS: [&str; 6] = [
     "pgp",
     "gcp_kms",
     "azure_keyvault",
     "hc_vault_transit_uri",
     "hc_vault",
     "hckms",
-    "kms",
 ];
 
 impl Config {
@@ -166,9 +166,9 @@ impl Config {
         let groups = match rule.get("key_groups").and_then(Value::as_array) {
             Some(groups) => groups
                 .iter()
-                .map(|g| group_recipients(g, true))
+                .map(|g| group_plan(g, true))
                 .collect::<Result<Vec<_>, _>>()?,
-            None => vec![group_recipients(rule, false)?],
+            None => vec![group_plan(rule, false)?],
         };
         let threshold = rule
             .get("shamir_threshold")
@@ -185,10 +185,10 @@ impl Config {
     }
 }
 
-/// The age recipients of a rule or key group (`merge:` groups spliced in); other key types
-/// are refused, since gitseal cannot encrypt for them.
-fn group_recipients(group: &Value, in_group: bool) -> Result<Vec<String>, Exit> {
-    let mut out = Vec::new();
+/// The keys of a rule or key group (`merge:` groups spliced in). Key types gitseal cannot
+/// encrypt for are refused rather than silently left out.
+fn group_plan(group: &Value, in_group: bool) -> Result<GroupPlan, Exit> {
+    let mut plan = GroupPlan::default();
     for key_type in UNSUPPORTED_KEYS {
         let present = match group.get(key_type) {
             Some(Value::String(s)) => !s.trim().is_empty(),
@@ -199,17 +199,65 @@ fn group_recipients(group: &Value, in_group: bool) -> Result<Vec<String>, Exit> 
             return Err(Exit::new(
                 code::GENERIC,
                 format!(
-                    "the creation rule uses {key_type} keys: gitseal encrypts for age recipients only (decrypting files that also carry {key_type} keys works)"
+                    "the creation rule uses {key_type} keys: gitseal encrypts for age and AWS KMS keys only (decrypting files that also carry {key_type} keys works)"
                 ),
             ));
         }
     }
     match group.get("age") {
-        Some(Value::String(list)) => out.extend(split_list(list)),
+        Some(Value::String(list)) => plan.age.extend(split_list(list)),
+        Some(Value::Array(items)) => {
+            for item in items.iter().filter_map(Value::as_str) {
+                plan.age.extend(split_list(item));
+            }
+        }
+        _ => {}
+    }
+    let profile = group
+        .get("aws_profile")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match group.get("kms") {
+        Some(Value::String(list)) => plan
+            .kms
+            .extend(split_list(list).map(|k| kms_from_text(&k, profile))),
         Some(Value::Array(items)) => {
             for item in items {
-                if let Some(text) = item.as_str() {
-                    out.extend(split_list(text));
+                match item {
+                    Value::String(text) => plan
+                        .kms
+                        .extend(split_list(text).map(|k| kms_from_text(&k, profile))),
+                    Value::Object(entry) => {
+                        let text = |key: &str| {
+                            entry
+                                .get(key)
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_owned()
+                        };
+                        let mut context: Vec<(String, String)> = entry
+                            .get("context")
+                            .and_then(Value::as_object)
+                            .map(|c| {
+                                c.iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k.clone(),
+                                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        context.sort();
+                        plan.kms.push(KmsKey {
+                            arn: text("arn"),
+                            role: text("role"),
+                            context,
+                            profile: text("aws_profile"),
+                        });
+                    }
+                    _ => {}
                 }
             }
         }
@@ -217,12 +265,31 @@ fn group_recipients(group: &Value, in_group: bool) -> Result<Vec<String>, Exit> 
     }
     if in_group && let Some(Value::Array(merged)) = group.get("merge") {
         for other in merged {
-            out.extend(group_recipients(other, true)?);
+            let other = group_plan(other, true)?;
+            plan.age.extend(other.age);
+            plan.kms.extend(other.kms);
         }
     }
     let mut seen = std::collections::HashSet::new();
-    out.retain(|r| seen.insert(r.clone()));
-    Ok(out)
+    plan.age.retain(|r| seen.insert(r.clone()));
+    let mut seen = Vec::new();
+    plan.kms.retain(|k| {
+        let new = !seen.contains(k);
+        seen.push(k.clone());
+        new
+    });
+    Ok(plan)
+}
+
+/// A KMS key written as `arn[+role]`.
+pub fn kms_from_text(text: &str, profile: &str) -> KmsKey {
+    let (arn, role) = text.split_once('+').unwrap_or((text, ""));
+    KmsKey {
+        arn: arn.trim().to_owned(),
+        role: role.trim().to_owned(),
+        context: Vec::new(),
+        profile: profile.to_owned(),
+    }
 }
 
 /// A comma-separated key list, blanks trimmed.

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
+use gitseal_backends::kms::KmsKey;
 use gitseal_crypto::keys::age::{self as agekeys, AgeIdentities};
-use gitseal_crypto::sops::metadata::{AgeKey, KeyGroup, Metadata};
+use gitseal_crypto::sops::metadata::{self, AgeKey, KeyGroup, Metadata};
 use gitseal_crypto::sops::shamir;
 use gitseal_crypto::{DataKey, SecretBytes};
 
@@ -83,11 +84,47 @@ pub fn default_key_file() -> Option<PathBuf> {
     Some(base.join("sops/age/keys.txt"))
 }
 
+/// The keys of one key group to encrypt for.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct GroupPlan {
+    /// age recipients.
+    pub age: Vec<String>,
+    /// AWS KMS keys.
+    pub kms: Vec<KmsKey>,
+}
+
+impl GroupPlan {
+    fn is_empty(&self) -> bool {
+        self.age.is_empty() && self.kms.is_empty()
+    }
+
+    /// Every key's identity, for showing what changes.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.age.clone();
+        names.extend(self.kms.iter().map(|k| {
+            let mut name = k.arn.clone();
+            if !k.role.is_empty() {
+                name = format!("{name}+{}", k.role);
+            }
+            if !k.context.is_empty() {
+                let context: Vec<String> =
+                    k.context.iter().map(|(a, b)| format!("{a}:{b}")).collect();
+                name = format!("{name}|{}", context.join(","));
+            }
+            if !k.profile.is_empty() {
+                name = format!("{name}|{}", k.profile);
+            }
+            name
+        }));
+        names
+    }
+}
+
 /// The keys to encrypt a new file (or re-wrap a data key) for.
 #[derive(Clone, Default)]
 pub struct KeyPlan {
-    /// One list of age recipients per key group.
-    pub groups: Vec<Vec<String>>,
+    /// One entry per key group.
+    pub groups: Vec<GroupPlan>,
     /// Shares needed when there are several groups (0: all of them).
     pub threshold: usize,
 }
@@ -96,7 +133,7 @@ impl KeyPlan {
     /// Wraps `key` for every group: the whole key with one group, a Shamir share each with
     /// several. Keys of other types already in `keep` (e.g. PGP) are kept as they are.
     pub fn wrap(&self, key: &DataKey, keep: &[KeyGroup]) -> Result<(Vec<KeyGroup>, usize), Exit> {
-        let groups: Vec<&Vec<String>> = self.groups.iter().filter(|g| !g.is_empty()).collect();
+        let groups: Vec<&GroupPlan> = self.groups.iter().filter(|g| !g.is_empty()).collect();
         if groups.is_empty() {
             return Err(Exit::new(
                 code::GENERIC,
@@ -119,14 +156,28 @@ impl KeyPlan {
                 .map_err(|e| Exit::new(code::GENERIC, e.to_string()))?
         };
         let mut out = Vec::new();
-        for (i, (recipients, part)) in groups.iter().zip(&parts).enumerate() {
+        for (i, (plan, part)) in groups.iter().zip(&parts).enumerate() {
             let mut group = KeyGroup::default();
-            for recipient in recipients.iter() {
+            for recipient in &plan.age {
                 let enc = agekeys::wrap(part.expose(), recipient)
                     .map_err(|e| Exit::new(code::GENERIC, e.to_string()))?;
                 group.age.push(AgeKey {
                     recipient: recipient.clone(),
                     enc,
+                });
+            }
+            for kms in &plan.kms {
+                let enc =
+                    block_on(gitseal_backends::kms::encrypt(kms, part.expose()))?.map_err(|e| {
+                        Exit::new(code::GENERIC, format!("Could not generate data key: {e}"))
+                    })?;
+                group.kms.push(metadata::KmsKey {
+                    arn: kms.arn.clone(),
+                    role: kms.role.clone(),
+                    context: kms.context.clone(),
+                    created_at: metadata::now(),
+                    enc,
+                    aws_profile: kms.profile.clone(),
                 });
             }
             if let Some(old) = keep.get(i) {
@@ -137,17 +188,38 @@ impl KeyPlan {
         Ok((out, threshold))
     }
 
-    /// The plan that re-creates `metadata`'s age key groups.
+    /// The plan that re-creates `metadata`'s key groups.
     pub fn of(metadata: &Metadata) -> Self {
         Self {
             groups: metadata
                 .key_groups
                 .iter()
-                .map(|g| g.age.iter().map(|k| k.recipient.clone()).collect())
+                .map(|g| GroupPlan {
+                    age: g.age.iter().map(|k| k.recipient.clone()).collect(),
+                    kms: g.kms.iter().map(kms_key).collect(),
+                })
                 .collect(),
             threshold: metadata.shamir_threshold,
         }
     }
+}
+
+fn kms_key(entry: &metadata::KmsKey) -> KmsKey {
+    KmsKey {
+        arn: entry.arn.clone(),
+        role: entry.role.clone(),
+        context: entry.context.clone(),
+        profile: entry.aws_profile.clone(),
+    }
+}
+
+/// Runs a key-service call on a one-off runtime.
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, Exit> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Exit::new(code::GENERIC, format!("cannot start the I/O runtime: {e}")))?;
+    Ok(runtime.block_on(future))
 }
 
 /// Recovers the data key from the metadata with the loaded identities.
@@ -205,17 +277,22 @@ fn group_part(group: &KeyGroup, identities: &AgeIdentities) -> Result<SecretByte
     for key in &group.age {
         match agekeys::unwrap(&key.enc, identities) {
             Ok(part) => return Ok(part),
-            Err(_) => tried.push(format!("age {}", key.recipient)),
+            Err(_) => tried.push(format!("age {}: no matching identity", key.recipient)),
         }
     }
-    for key in &group.kms {
-        tried.push(format!("kms {} (AWS KMS is not supported yet)", key.arn));
+    for entry in &group.kms {
+        let key = kms_key(entry);
+        match block_on(gitseal_backends::kms::decrypt(&key, &entry.enc)) {
+            Ok(Ok(part)) => return Ok(part),
+            Ok(Err(e)) => tried.push(format!("kms: {e}")),
+            Err(e) => tried.push(format!("kms {}: {e}", entry.arn)),
+        }
     }
     for key_type in group.other_types() {
-        tried.push(format!("{key_type} (not supported by gitseal)"));
+        tried.push(format!("{key_type}: not supported by gitseal"));
     }
     if tried.is_empty() {
         return Err("no keys".into());
     }
-    Err(format!("none of [{}] could decrypt it", tried.join(", ")))
+    Err(tried.join("; "))
 }

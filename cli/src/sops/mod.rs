@@ -223,9 +223,15 @@ pub struct FileOptions {
     /// Encrypt for these age recipients (comma-separated).
     #[arg(short = 'a', long, env = "SOPS_AGE_RECIPIENTS")]
     pub age: Option<String>,
-    /// AWS KMS ARNs (not supported yet by gitseal).
+    /// Encrypt with these AWS KMS keys (`arn[+role-arn]`, comma-separated).
     #[arg(short = 'k', long, env = "SOPS_KMS_ARN")]
     pub kms: Option<String>,
+    /// AWS shared-config profile for the --kms keys.
+    #[arg(long)]
+    pub aws_profile: Option<String>,
+    /// KMS encryption context for the --kms keys: `key1:value1,key2:value2`.
+    #[arg(long)]
+    pub encryption_context: Option<String>,
     /// PGP fingerprints (not supported by gitseal).
     #[arg(short = 'p', long, env = "SOPS_PGP_FP")]
     pub pgp: Option<String>,
@@ -255,6 +261,12 @@ pub struct RotateKeys {
     /// Remove these age recipients.
     #[arg(long)]
     pub rm_age: Option<String>,
+    /// Add these AWS KMS keys (`arn[+role]`, comma-separated).
+    #[arg(long)]
+    pub add_kms: Option<String>,
+    /// Remove these AWS KMS keys.
+    #[arg(long)]
+    pub rm_kms: Option<String>,
 }
 
 /// The subcommands.
@@ -742,19 +754,7 @@ fn encrypt(
         _ => None,
     }
     .unwrap_or_default();
-    let mut plan = rule.keys.clone();
-    if options.kms.is_some() || options.pgp.is_some() {
-        return Err(Exit::new(
-            code::GENERIC,
-            "gitseal encrypts for age recipients only (--age); PGP and AWS KMS keys are not supported yet".into(),
-        ));
-    }
-    if let Some(age) = &options.age {
-        plan = KeyPlan {
-            groups: vec![config::split_list(age).collect()],
-            threshold: 0,
-        };
-    }
+    let mut plan = flag_plan(options)?.unwrap_or_else(|| rule.keys.clone());
     if let Some(threshold) = options.shamir_secret_sharing_threshold {
         plan.threshold = threshold;
     }
@@ -776,6 +776,71 @@ fn encrypt(
             .map_err(|e| sops_failure(e, code::ERROR_DUMPING_TREE))?,
     );
     write_output(options, file, &text, out)
+}
+
+/// The keys named by `--age`, `--kms` (with `--aws-profile`, `--encryption-context`), as
+/// one key group; `None` when no key flag is given (the creation rule decides).
+fn flag_plan(options: &FileOptions) -> Result<Option<KeyPlan>, Exit> {
+    if options.pgp.is_some() {
+        return Err(Exit::new(
+            code::GENERIC,
+            "gitseal encrypts for age recipients and AWS KMS keys; PGP keys are not supported"
+                .into(),
+        ));
+    }
+    if options.age.is_none() && options.kms.is_none() {
+        return Ok(None);
+    }
+    let context = encryption_context(options.encryption_context.as_deref())?;
+    let profile = options.aws_profile.as_deref().unwrap_or("");
+    let group = keys::GroupPlan {
+        age: options
+            .age
+            .as_deref()
+            .map(|a| config::split_list(a).collect())
+            .unwrap_or_default(),
+        kms: options
+            .kms
+            .as_deref()
+            .map(|k| {
+                config::split_list(k)
+                    .map(|text| {
+                        let mut key = config::kms_from_text(&text, profile);
+                        key.context = context.clone();
+                        key
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    Ok(Some(KeyPlan {
+        groups: vec![group],
+        threshold: 0,
+    }))
+}
+
+/// `--encryption-context k1:v1,k2:v2`, sorted by key.
+fn encryption_context(text: Option<&str>) -> Result<Vec<(String, String)>, Exit> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut pairs = Vec::new();
+    for pair in text.split(',') {
+        let Some((k, v)) = pair
+            .split_once(':')
+            .filter(|(k, v)| !k.is_empty() && !v.contains(':'))
+        else {
+            return Err(Exit::new(
+                code::ERROR_INVALID_KMS_ENCRYPTION_CONTEXT,
+                format!(
+                    "invalid KMS encryption context format {text:?}: expected key1:value1,key2:value2"
+                ),
+            ));
+        };
+        pairs.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    pairs.sort();
+    Ok(pairs)
 }
 
 /// The selection option: flags, else the creation rule's, else `_unencrypted` (nothing
@@ -873,22 +938,50 @@ fn rotate(
         ..
     } = open(&bytes, input, options.ignore_mac)?;
     let mut plan = KeyPlan::of(&metadata);
-    if let Some(add) = &rotation.add_age {
-        let first = plan
-            .groups
-            .first_mut()
-            .expect("metadata has at least one key group");
-        for recipient in config::split_list(add) {
-            if !first.contains(&recipient) {
-                first.push(recipient);
-            }
+    let first = plan
+        .groups
+        .first_mut()
+        .expect("metadata has at least one key group");
+    for recipient in rotation
+        .add_age
+        .as_deref()
+        .map(config::split_list)
+        .into_iter()
+        .flatten()
+    {
+        if !first.age.contains(&recipient) {
+            first.age.push(recipient);
         }
     }
-    if let Some(remove) = &rotation.rm_age {
-        let removed: Vec<String> = config::split_list(remove).collect();
-        for group in &mut plan.groups {
-            group.retain(|r| !removed.contains(r));
+    for text in rotation
+        .add_kms
+        .as_deref()
+        .map(config::split_list)
+        .into_iter()
+        .flatten()
+    {
+        let key = config::kms_from_text(&text, options.aws_profile.as_deref().unwrap_or(""));
+        if !first.kms.contains(&key) {
+            first.kms.push(key);
         }
+    }
+    let removed_age: Vec<String> = rotation
+        .rm_age
+        .as_deref()
+        .map(|r| config::split_list(r).collect())
+        .unwrap_or_default();
+    let removed_kms: Vec<String> = rotation
+        .rm_kms
+        .as_deref()
+        .map(|r| {
+            config::split_list(r)
+                .map(|t| config::kms_from_text(&t, "").arn)
+                .collect()
+        })
+        .unwrap_or_default();
+    for group in &mut plan.groups {
+        group.age.retain(|r| !removed_age.contains(r));
+        group.kms.retain(|k| !removed_kms.contains(&k.arn));
     }
     let key = DataKey::generate();
     let (groups, threshold) = plan.wrap(&key, &metadata.key_groups)?;
@@ -927,8 +1020,17 @@ fn updatekeys(
         eprintln!("{}: already up to date", file.display());
         return Ok(());
     }
-    let before: Vec<String> = current.groups.iter().flatten().cloned().collect();
-    let after: Vec<String> = rule.keys.groups.iter().flatten().cloned().collect();
+    let before: Vec<String> = current
+        .groups
+        .iter()
+        .flat_map(keys::GroupPlan::names)
+        .collect();
+    let after: Vec<String> = rule
+        .keys
+        .groups
+        .iter()
+        .flat_map(keys::GroupPlan::names)
+        .collect();
     eprintln!("The following changes will be made to the file's key groups:");
     for recipient in after.iter().filter(|r| !before.contains(r)) {
         eprintln!("+++ {recipient}");
@@ -1119,13 +1221,7 @@ fn edit(global: &Global, options: &FileOptions, file: &Path) -> Result<(), Exit>
                 .transpose()?
                 .flatten()
                 .unwrap_or_default();
-            let mut plan = rule.keys.clone();
-            if let Some(age) = &options.age {
-                plan = KeyPlan {
-                    groups: vec![config::split_list(age).collect()],
-                    threshold: 0,
-                };
-            }
+            let plan = flag_plan(options)?.unwrap_or_else(|| rule.keys.clone());
             let key = DataKey::generate();
             let (key_groups, shamir_threshold) = plan.wrap(&key, &[])?;
             let metadata = Metadata {
