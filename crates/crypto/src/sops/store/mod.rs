@@ -2,6 +2,7 @@
 //! encrypted files into a [`Tree`] (and the `sops` metadata), and write them back.
 
 pub mod dotenv;
+mod fastyaml;
 pub mod ini;
 pub mod json;
 pub mod yaml;

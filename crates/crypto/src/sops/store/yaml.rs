@@ -160,8 +160,31 @@ fn gap_comments(text: &str, start: usize, end: usize, after_value: bool, out: &m
     }
 }
 
+/// The byte after the closing quote of the quoted scalar starting at `start`.
+fn quoted_end(text: &str, start: usize, quote: u8) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 2,
+            b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            b if b == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Parses a YAML stream into documents (each must be a mapping, or empty).
 pub fn parse(text: &str) -> Result<Vec<Map>, SopsError> {
+    match super::fastyaml::parse(text) {
+        Some(documents) => Ok(documents),
+        None => parse_events(text),
+    }
+}
+
+/// The general reader, on `saphyr-parser` events.
+pub(crate) fn parse_events(text: &str) -> Result<Vec<Map>, SopsError> {
     let mut reader = Reader {
         text,
         cursor: Cursor {
@@ -227,6 +250,13 @@ impl Reader<'_> {
             );
         }
         let end = self.cursor.byte_of(span.end.index());
+        // The parser's spans of quoted scalars with escapes and of flow-collection ends
+        // can run on over what follows (a trailing comment): end them where they end.
+        let end = match self.text.as_bytes().get(start) {
+            Some(b']' | b'}') => start + 1,
+            Some(&quote @ (b'"' | b'\'')) => quoted_end(self.text, start, quote).unwrap_or(end),
+            _ => end,
+        };
         self.last_end = self.last_end.max(end);
     }
 
