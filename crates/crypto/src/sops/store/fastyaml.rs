@@ -301,8 +301,7 @@ impl<'a> Reader<'a> {
     fn map(&mut self, col: usize) -> Option<Map> {
         let mut items = Map::new();
         let mut seen: HashSet<String> = HashSet::new();
-        loop {
-            let Some(line) = self.peek() else { break };
+        while let Some(line) = self.peek() {
             if line.indent < col {
                 break;
             }
@@ -382,8 +381,7 @@ impl<'a> Reader<'a> {
     /// A block sequence whose dashes sit at `col` (`indentless`: at its key's column).
     fn list(&mut self, col: usize, indentless: bool) -> Option<Vec<ListItem>> {
         let mut items = Vec::new();
-        loop {
-            let Some(line) = self.peek() else { break };
+        while let Some(line) = self.peek() {
             if line.indent < col {
                 break;
             }
