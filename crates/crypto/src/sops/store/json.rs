@@ -260,12 +260,17 @@ impl Reader<'_> {
 /// Writes `map` as sops does: `indent` spaces per level, or a tab when `None`; a final
 /// newline. Comments are dropped (JSON has none).
 pub fn emit(map: &Map, indent: Option<usize>) -> String {
+    emit_with(map, indent, &[])
+}
+
+/// [`emit`] with `trailer` (the `sops` entry) appended to the object.
+pub fn emit_with(map: &Map, indent: Option<usize>, trailer: &[MapItem]) -> String {
     let unit = match indent {
         None => "\t".to_owned(),
         Some(n) => " ".repeat(n),
     };
-    let mut out = String::new();
-    write_map(map, &unit, 0, &mut out);
+    let mut out = String::with_capacity(map.len() * 64);
+    write_entries(map.iter().chain(trailer), &unit, 0, &mut out);
     out.push('\n');
     out
 }
@@ -290,7 +295,16 @@ fn newline(out: &mut String, unit: &str, level: usize) {
 }
 
 fn write_map(map: &Map, unit: &str, level: usize, out: &mut String) {
-    let mut entries = map.iter().filter_map(|item| match item {
+    write_entries(map.iter(), unit, level, out);
+}
+
+fn write_entries<'a>(
+    items: impl Iterator<Item = &'a MapItem>,
+    unit: &str,
+    level: usize,
+    out: &mut String,
+) {
+    let mut entries = items.filter_map(|item| match item {
         MapItem::Entry(k, v) => Some((k, v)),
         MapItem::Comment(_) => None,
     });

@@ -199,21 +199,11 @@ impl Format {
         layout: &Layout,
     ) -> Result<Vec<u8>, SopsError> {
         let node = metadata.to_node();
-        let with_meta = |map: &Map| {
-            let mut map = map.clone();
-            map.push(MapItem::Entry("sops".into(), node.clone()));
-            map
-        };
         Ok(match self {
             Self::Yaml => {
-                let docs: Vec<Map> = if tree.documents.is_empty() {
-                    vec![with_meta(&Map::new())]
-                } else {
-                    tree.documents.iter().map(with_meta).collect()
-                };
-                let out = yaml::emit(&docs, layout.yaml_indent.unwrap_or(4));
-                drop(Tree::new(docs)); // wipes the copies
-                out.into_bytes()
+                let trailer = [MapItem::Entry("sops".into(), node.clone())];
+                yaml::emit_with(&tree.documents, layout.yaml_indent.unwrap_or(4), &trailer)
+                    .into_bytes()
             }
             Self::Json | Self::Binary => {
                 let indent = if self == Self::Json {
@@ -221,10 +211,8 @@ impl Format {
                 } else {
                     layout.json_binary_indent
                 };
-                let doc = with_meta(single(&tree.documents)?);
-                let out = json::emit(&doc, indent);
-                drop(Tree::new(vec![doc])); // wipes the copy
-                out.into_bytes()
+                let trailer = [MapItem::Entry("sops".into(), node.clone())];
+                json::emit_with(single(&tree.documents)?, indent, &trailer).into_bytes()
             }
             Self::Dotenv => {
                 let mut doc = single(&tree.documents)?.clone();

@@ -532,6 +532,15 @@ fn typed_scalar(
     resolve_plain(value)
 }
 
+/// Whether a plain scalar reads back as a string (without building it).
+fn resolves_to_string(text: &str) -> bool {
+    let first = text.as_bytes().first().copied().unwrap_or(b'~');
+    if first.is_ascii_alphabetic() && !matches!(first, b'n' | b'N' | b't' | b'T' | b'f' | b'F') {
+        return true;
+    }
+    matches!(resolve_plain(text), Ok(Scalar::Str(_)))
+}
+
 /// Resolves a plain scalar as go-yaml v3 does (YAML 1.2 core schema plus its extras).
 pub fn resolve_plain(text: &str) -> Result<Scalar, SopsError> {
     match text {
@@ -682,22 +691,39 @@ fn format_go_g(value: f64) -> String {
 
 /// Writes documents as sops (go-yaml v3) does, with `indent` spaces per level.
 pub fn emit(documents: &[Map], indent: usize) -> String {
+    emit_with(documents, indent, &[])
+}
+
+/// [`emit`], with `trailer` (the `sops` section) appended to every document — or forming
+/// the only document when there is none.
+pub fn emit_with(documents: &[Map], indent: usize, trailer: &[MapItem]) -> String {
     let indent = indent.clamp(2, 9);
-    let mut out = String::new();
+    let mut out = String::with_capacity(documents.iter().map(Vec::len).sum::<usize>() * 64);
+    let empty = [Map::new()];
+    let documents = if documents.is_empty() && !trailer.is_empty() {
+        &empty[..]
+    } else {
+        documents
+    };
     for (i, map) in documents.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        if !map.iter().any(|item| matches!(item, MapItem::Entry(..))) {
+        let has_entries = map
+            .iter()
+            .chain(trailer)
+            .any(|item| matches!(item, MapItem::Entry(..)));
+        if !has_entries {
             emit_comments_only(map, 0, &mut out);
             out.push_str("{}\n");
             continue;
         }
-        Emitter {
+        let mut emitter = Emitter {
             indent,
             out: &mut out,
-        }
-        .map(map, 0, false);
+        };
+        emitter.map(map, 0, false);
+        emitter.map(trailer, 0, false);
     }
     out
 }
@@ -745,7 +771,7 @@ impl Emitter<'_> {
 
     /// Writes a mapping whose keys sit at `col`; with `inline`, the first line continues
     /// the current one (after `- `).
-    fn map(&mut self, map: &Map, col: usize, mut inline: bool) {
+    fn map(&mut self, map: &[MapItem], col: usize, mut inline: bool) {
         for item in map {
             match item {
                 MapItem::Comment(text) => {
@@ -880,8 +906,7 @@ pub fn string_repr(text: &str) -> String {
     if !text.chars().all(is_printable) {
         return double_quoted(text);
     }
-    let resolves_to_other =
-        !matches!(resolve_plain(text), Ok(Scalar::Str(_))) || is_old_bool(text) || is_base60(text);
+    let resolves_to_other = !resolves_to_string(text) || is_old_bool(text) || is_base60(text);
     if resolves_to_other {
         return double_quoted(text);
     }
