@@ -107,25 +107,39 @@ impl EncryptedValue {
         let decode = |field: &'static str, text: &str| {
             STANDARD.decode(text).map_err(|_| SopsError::Base64(field))
         };
-        let iv = decode("iv", iv)?;
-        let tag = decode("tag", tag)?;
+        // The IV and tag have fixed sizes: decode them without allocating.
+        let mut iv_buf = [0u8; IV_LEN + 3];
+        let iv_len = STANDARD
+            .decode_slice(iv, &mut iv_buf)
+            .map_err(|_| SopsError::Base64("iv"))?;
+        let mut tag_buf = [0u8; TAG_LEN + 3];
+        let tag_len = STANDARD
+            .decode_slice(tag, &mut tag_buf)
+            .map_err(|_| SopsError::Base64("tag"))?;
         Ok(Self {
             data: decode("data", data)?,
-            iv: iv
-                .as_slice()
+            iv: iv_buf[..iv_len]
                 .try_into()
-                .map_err(|_| SopsError::IvLength(iv.len()))?,
-            tag: tag
-                .as_slice()
+                .map_err(|_| SopsError::IvLength(iv_len))?,
+            tag: tag_buf[..tag_len]
                 .try_into()
-                .map_err(|_| SopsError::TagLength(tag.len()))?,
+                .map_err(|_| SopsError::TagLength(tag_len))?,
             value_type: ty.parse()?,
         })
     }
 }
 
 fn rsplit_nonempty<'a>(text: &'a str, sep: &str) -> Result<(&'a str, &'a str), SopsError> {
-    let at = text.rfind(sep).ok_or(SopsError::NotEncrypted)?;
+    // Every separator starts with `,`: find commas from the end (a fast byte search)
+    // rather than running a substring search per value.
+    let mut end = text.len();
+    let at = loop {
+        let comma = text[..end].rfind(',').ok_or(SopsError::NotEncrypted)?;
+        if text[comma..].starts_with(sep) {
+            break comma;
+        }
+        end = comma;
+    };
     let (head, tail) = (&text[..at], &text[at + sep.len()..]);
     if tail.is_empty() {
         return Err(SopsError::NotEncrypted);

@@ -11,6 +11,7 @@ use crate::primitives;
 use crate::sops::mac::{Mac, MacHasher};
 use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar, Tree};
 use crate::sops::value::{EncryptedValue, IV_LEN, ValueCipher, ValueType};
+use zeroize::Zeroizing;
 
 /// Which leaves are encrypted: at most one of sops' six options, or none (everything).
 #[derive(Clone, Debug, Default)]
@@ -160,13 +161,99 @@ enum Mode<'a> {
     Decrypt(Option<&'a mut IvStash>),
 }
 
+/// Where the plaintext bytes for the MAC go: the hasher, or — in one part of a document
+/// walked in parallel — a buffer hashed afterwards in document order (the MAC is a hash of
+/// the concatenated plaintexts, so the result is the same).
+enum MacSink {
+    Hasher(MacHasher),
+    Buffer(Zeroizing<Vec<u8>>),
+}
+
+impl MacSink {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Hasher(hasher) => hasher.update(bytes),
+            Self::Buffer(buffer) => buffer.extend_from_slice(bytes),
+        }
+    }
+}
+
 struct Walker<'a> {
     cipher: &'a ValueCipher,
     selection: &'a Selection,
     mac_only_encrypted: bool,
-    mac: MacHasher,
+    mac: MacSink,
     mode: Mode<'a>,
     scope: Scope,
+}
+
+/// A document with at least this many top-level items is split over the CPUs.
+const PARALLEL_MIN_ITEMS: usize = 1024;
+
+/// Walks every document in `mode`; large documents are split into runs of top-level items
+/// walked on every CPU, unless a comment-regex selection (whose comment stack spans the
+/// whole level) or an IV stash being filled needs one walk in order.
+fn walk(
+    tree: &mut Tree,
+    cipher: &ValueCipher,
+    selection: &Selection,
+    mac_only_encrypted: bool,
+    mode: Mode<'_>,
+) -> Result<Mac, SopsError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // What each part's walker gets: encryption (with the read-only stash), or decryption.
+    let encrypt_stash: Option<Option<&IvStash>> = match &mode {
+        Mode::Encrypt(stash) => Some(*stash),
+        Mode::Decrypt(_) => None,
+    };
+    let parallel = threads > 1
+        && !selection.uses_comments()
+        && !matches!(mode, Mode::Decrypt(Some(_)))
+        && tree.documents.iter().any(|d| d.len() >= PARALLEL_MIN_ITEMS);
+    if !parallel {
+        let sink = MacSink::Hasher(MacHasher::new(mac_only_encrypted));
+        let mut walker = Walker::new(cipher, selection, mac_only_encrypted, mode, sink);
+        for map in &mut tree.documents {
+            walker.map(map)?;
+        }
+        let MacSink::Hasher(hasher) = walker.mac else {
+            unreachable!("the sequential walk hashes directly")
+        };
+        return Ok(hasher.finish());
+    }
+    let mut hasher = MacHasher::new(mac_only_encrypted);
+    for map in &mut tree.documents {
+        let chunk = map.len().div_ceil(threads).max(1);
+        let parts: Vec<Result<Zeroizing<Vec<u8>>, SopsError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = map
+                .chunks_mut(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mode = match encrypt_stash {
+                            Some(stash) => Mode::Encrypt(stash),
+                            None => Mode::Decrypt(None),
+                        };
+                        let sink = MacSink::Buffer(Zeroizing::new(Vec::new()));
+                        let mut walker =
+                            Walker::new(cipher, selection, mac_only_encrypted, mode, sink);
+                        walker.items(part)?;
+                        match walker.mac {
+                            MacSink::Buffer(buffer) => Ok(buffer),
+                            MacSink::Hasher(_) => unreachable!("parts record into buffers"),
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a SOPS worker thread panicked"))
+                .collect()
+        });
+        for part in parts {
+            hasher.update(&part?);
+        }
+    }
+    Ok(hasher.finish())
 }
 
 /// Encrypts every selected value and comment of `tree` in place and returns the MAC over
@@ -179,11 +266,13 @@ pub fn encrypt(
     mac_only_encrypted: bool,
     stash: Option<&IvStash>,
 ) -> Result<Mac, SopsError> {
-    let mut walker = Walker::new(cipher, selection, mac_only_encrypted, Mode::Encrypt(stash));
-    for map in &mut tree.documents {
-        walker.map(map)?;
-    }
-    Ok(walker.mac.finish())
+    walk(
+        tree,
+        cipher,
+        selection,
+        mac_only_encrypted,
+        Mode::Encrypt(stash),
+    )
 }
 
 /// Decrypts every encrypted value and comment of `tree` in place and returns the MAC
@@ -195,11 +284,13 @@ pub fn decrypt(
     mac_only_encrypted: bool,
     stash: Option<&mut IvStash>,
 ) -> Result<Mac, SopsError> {
-    let mut walker = Walker::new(cipher, selection, mac_only_encrypted, Mode::Decrypt(stash));
-    for map in &mut tree.documents {
-        walker.map(map)?;
-    }
-    Ok(walker.mac.finish())
+    walk(
+        tree,
+        cipher,
+        selection,
+        mac_only_encrypted,
+        Mode::Decrypt(stash),
+    )
 }
 
 /// The path of an AAD, for error messages: `a:b:` → `a.b`.
@@ -219,12 +310,13 @@ impl<'a> Walker<'a> {
         selection: &'a Selection,
         mac_only_encrypted: bool,
         mode: Mode<'a>,
+        mac: MacSink,
     ) -> Self {
         Self {
             cipher,
             selection,
             mac_only_encrypted,
-            mac: MacHasher::new(mac_only_encrypted),
+            mac,
             mode,
             scope: Scope {
                 aad: Vec::new(),
@@ -250,8 +342,13 @@ impl<'a> Walker<'a> {
     }
 
     fn map(&mut self, map: &mut Map) -> Result<(), SopsError> {
+        self.items(map)
+    }
+
+    /// The items of one mapping (or a run of them).
+    fn items(&mut self, items: &mut [MapItem]) -> Result<(), SopsError> {
         self.scope.comments.push(Vec::new());
-        for item in map.iter_mut() {
+        for item in items.iter_mut() {
             match item {
                 MapItem::Comment(text) => {
                     self.note_comment(text);
@@ -499,6 +596,46 @@ mod tests {
         // Re-encrypting with the stash reproduces every ENC[...] byte for byte.
         encrypt(&mut tree, &cipher, &selection, false, Some(&stash)).unwrap();
         assert!(tree.documents == encrypted);
+    }
+
+    #[test]
+    fn large_documents_walked_in_parallel_give_the_sequential_result() {
+        let key = DataKey::generate();
+        let cipher = ValueCipher::new(&key);
+        let selection = Selection::UnencryptedSuffix("_unencrypted".into());
+        let items: Map = (0..3 * PARALLEL_MIN_ITEMS)
+            .map(|i| match i % 3 {
+                0 => MapItem::Comment(format!(" comment {i}")),
+                1 => MapItem::Entry(format!("k{i}"), Node::str(format!("value {i}"))),
+                _ => MapItem::Entry(
+                    format!("n{i}_unencrypted"),
+                    Node::Scalar(Scalar::Int(i as i64)),
+                ),
+            })
+            .collect();
+        let mut tree = Tree::new(vec![items.clone()]);
+        // Parallel encryption (no comment selection, no stash being filled).
+        let mac = encrypt(&mut tree, &cipher, &selection, false, None).unwrap();
+        let encrypted = tree.documents.clone();
+        // Sequential decryption (filling a stash) and parallel decryption agree with it.
+        let mut stash = IvStash::default();
+        let sequential = decrypt(&mut tree, &cipher, &selection, false, Some(&mut stash)).unwrap();
+        assert_eq!(sequential.expose(), mac.expose());
+        assert!(tree.documents[0] == items);
+        let mut again = Tree::new(encrypted.clone());
+        let parallel = decrypt(&mut again, &cipher, &selection, false, None).unwrap();
+        assert_eq!(parallel.expose(), mac.expose());
+        assert!(again.documents[0] == items);
+        // An error is reported for the first failing value in document order.
+        let mut broken = Tree::new(encrypted);
+        broken.documents[0][4] = MapItem::Entry(
+            "k4".into(),
+            Node::str("ENC[AES256_GCM,data:AA==,iv:x,tag:y,type:str]"),
+        );
+        let Err(error) = decrypt(&mut broken, &cipher, &selection, false, None) else {
+            panic!("a broken value decrypted");
+        };
+        assert!(error.to_string().starts_with("k4:"), "{error}");
     }
 
     #[test]

@@ -191,12 +191,11 @@ impl Reader<'_> {
         let mut out = String::new();
         loop {
             let run = self.at;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.at += 1;
-            }
+            let rest = &self.bytes[self.at..];
+            self.at += rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len());
             out.push_str(&self.text[run..self.at]);
             match self.peek() {
                 Some(b'"') => {
@@ -402,30 +401,46 @@ pub fn write_string(text: &str, out: &mut String) {
 }
 
 fn escape_into(text: &str, out: &mut String) {
+    let bytes = text.as_bytes();
     let mut run = 0;
-    for (i, c) in text.char_indices() {
-        let escape: Option<&str> = match c {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            '\u{8}' => Some("\\b"),
-            '\u{c}' => Some("\\f"),
-            '<' => Some("\\u003c"),
-            '>' => Some("\\u003e"),
-            '&' => Some("\\u0026"),
-            '\u{2028}' => Some("\\u2028"),
-            '\u{2029}' => Some("\\u2029"),
-            c if (c as u32) < 0x20 => None,
-            _ => continue,
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escape: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            b'<' => Some("\\u003c"),
+            b'>' => Some("\\u003e"),
+            b'&' => Some("\\u0026"),
+            0x00..=0x1f => None,
+            // U+2028 and U+2029 (E2 80 A8 / E2 80 A9).
+            0xe2 if bytes.get(i + 1) == Some(&0x80)
+                && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) =>
+            {
+                Some(if bytes[i + 2] == 0xa8 {
+                    "\\u2028"
+                } else {
+                    "\\u2029"
+                })
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(&text[run..i]);
+        let width = if b == 0xe2 { 3 } else { 1 };
         match escape {
             Some(e) => out.push_str(e),
-            None => out.push_str(&format!("\\u{:04x}", c as u32)),
+            None => out.push_str(&format!("\\u{b:04x}")),
         }
-        run = i + c.len_utf8();
+        i += width;
+        run = i;
     }
     out.push_str(&text[run..]);
 }
@@ -457,6 +472,9 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+        let mut out = String::new();
+        write_string("a\u{2028}b\u{1}é\"\\", &mut out);
+        assert_eq!(out, "\"a\\u2028b\\u0001é\\\"\\\\\"");
         let map = parse("{\"u\": \"\\u00e9\\ud83d\\udd10\"}").unwrap();
         assert_eq!(
             crate::sops::tree::get(&map, "u").unwrap().as_str(),
