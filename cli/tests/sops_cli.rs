@@ -400,3 +400,22 @@ fn edit_exec_env_exec_file_and_updatekeys() {
         "DB_PASSWORD=hunter2\nMODE=staging\n"
     );
 }
+
+#[test]
+fn large_inputs_round_trip() {
+    let env = Env::new("large");
+    // 8 MiB of arbitrary bytes through the binary store.
+    let mut blob = vec![0u8; 8 << 20];
+    gitseal_crypto::primitives::fill_random(&mut blob);
+    let plain = env.write("blob.bin", &blob);
+    let encrypted = env.ok(&["encrypt", "--age", &env.recipient, &plain]);
+    let file = env.write("blob.enc.bin", &encrypted);
+    assert_eq!(env.ok(&["decrypt", &file]), blob);
+    // A YAML file with 20,000 values (split over the CPUs when decrypting).
+    let mut doc = String::new();
+    for i in 0..20_000 {
+        doc.push_str(&format!("key{i:05}: value-{i}\n"));
+    }
+    let file = env.encrypted("many.yaml", &doc);
+    assert_eq!(String::from_utf8(env.ok(&["decrypt", &file])).unwrap(), doc);
+}

@@ -191,11 +191,7 @@ impl Reader<'_> {
         let mut out = String::new();
         loop {
             let run = self.at;
-            let rest = &self.bytes[self.at..];
-            self.at += rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .unwrap_or(rest.len());
+            self.at += scan(&self.bytes[self.at..], &[b'"', b'\\']);
             out.push_str(&self.text[run..self.at]);
             match self.peek() {
                 Some(b'"') => {
@@ -400,12 +396,40 @@ pub fn write_string(text: &str, out: &mut String) {
     out.push('"');
 }
 
+/// Bytes that need escaping (besides controls): see [`escape_into`].
+const ESCAPED: [u8; 6] = [b'"', b'\\', b'<', b'>', b'&', 0xe2];
+
+/// The index of the first byte below 0x20 or in `specials` (the length if none), eight
+/// bytes at a time.
+fn scan(bytes: &[u8], specials: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let mut hit = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        for &special in specials {
+            hit |= has_zero(word ^ (ONES * u64::from(special)));
+        }
+        if hit != 0 {
+            break;
+        }
+        at += 8;
+    }
+    at + bytes[at..]
+        .iter()
+        .position(|b| *b < 0x20 || specials.contains(b))
+        .unwrap_or(bytes.len() - at)
+}
+
 fn escape_into(text: &str, out: &mut String) {
     let bytes = text.as_bytes();
     let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
+        i += scan(&bytes[i..], &ESCAPED);
+        let Some(&b) = bytes.get(i) else { break };
         let escape: Option<&str> = match b {
             b'"' => Some("\\\""),
             b'\\' => Some("\\\\"),
