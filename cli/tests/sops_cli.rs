@@ -419,3 +419,40 @@ fn large_inputs_round_trip() {
     let file = env.encrypted("many.yaml", &doc);
     assert_eq!(String::from_utf8(env.ok(&["decrypt", &file])).unwrap(), doc);
 }
+
+#[test]
+fn keys_of_other_types_are_kept_when_a_file_is_rewritten() {
+    let env = Env::new("other-keys");
+    let file = env.encrypted("app.yaml", "password: hunter2\n");
+    // A PGP key beside the age key, as a file encrypted for both would carry.
+    let text = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let pgp = "    pgp:\n        - created_at: \"2024-01-01T00:00:00Z\"\n          enc: |-\n            -----BEGIN PGP MESSAGE-----\n            wcBMA0r4f0ZA\n            -----END PGP MESSAGE-----\n          fp: FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4\n";
+    let with_pgp = text.replacen("    lastmodified:", &format!("{pgp}    lastmodified:"), 1);
+    env.write(&file, with_pgp.as_bytes());
+    env.ok(&["set", &file, "[\"password\"]", "\"changed\""]);
+    let after = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    assert!(
+        after.contains("fp: FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4"),
+        "{after}"
+    );
+    assert!(after.contains("wcBMA0r4f0ZA"), "{after}");
+    assert_eq!(
+        env.ok(&["decrypt", "--extract", "[\"password\"]", &file]),
+        b"changed"
+    );
+    // Without the age identity, the PGP key is named as unusable.
+    let other = env.write(
+        "other.txt",
+        gitseal_crypto::keys::age::AgeIdentities::generate()
+            .to_text()
+            .as_bytes(),
+    );
+    let output = env
+        .command(&["decrypt", &file])
+        .env("SOPS_AGE_KEY_FILE", env.dir.join(other))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(128), "{stderr}");
+    assert!(stderr.contains("pgp: not supported by gitseal"), "{stderr}");
+}

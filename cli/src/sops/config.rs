@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use gitseal_crypto::sops::store::Layout;
+use gitseal_crypto::sops::walk::SELECTION_KEYS as SELECTION;
 use regex::Regex;
 use serde_json::Value;
 
@@ -28,15 +29,6 @@ pub struct Rule {
     /// `mac_only_encrypted`.
     pub mac_only_encrypted: bool,
 }
-
-const SELECTION: [&str; 6] = [
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-];
 
 const UNSUPPORTED_KEYS: [&str; 6] = [
     "pgp",

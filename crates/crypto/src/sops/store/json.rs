@@ -191,7 +191,7 @@ impl Reader<'_> {
         let mut out = String::new();
         loop {
             let run = self.at;
-            self.at += scan(&self.bytes[self.at..], &[b'"', b'\\']);
+            self.at += scan(&self.bytes[self.at..], b"\"\\");
             out.push_str(&self.text[run..self.at]);
             match self.peek() {
                 Some(b'"') => {
