@@ -214,7 +214,7 @@ pub struct FileOptions {
     /// Do not check the file's MAC.
     #[arg(long)]
     pub ignore_mac: bool,
-    /// Print only this part of the tree, e.g. '["a"]["b"][0]'.
+    /// Print only this part of the tree, e.g. `'["a"]["b"][0]'`.
     #[arg(long)]
     pub extract: Option<String>,
     /// Order in which key types are tried (age is the only one gitseal decrypts with).
@@ -338,7 +338,7 @@ pub enum Command {
         idempotent: bool,
         /// The file.
         file: PathBuf,
-        /// The path, e.g. '["a"]["b"]'.
+        /// The path, e.g. `'["a"]["b"]'`.
         path: String,
         /// The value (JSON), or a file name with --value-file.
         value: Option<String>,
@@ -353,7 +353,7 @@ pub enum Command {
         idempotent: bool,
         /// The file.
         file: PathBuf,
-        /// The path, e.g. '["a"]["b"]'.
+        /// The path, e.g. `'["a"]["b"]'`.
         path: String,
     },
     /// Run a command with the file's top-level values as environment variables.
