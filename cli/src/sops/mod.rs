@@ -509,7 +509,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
             pristine,
             file,
             command,
-        } => exec_env(&global, &options, &file, &command, pristine),
+        } => exec_env(&options, &file, &command, pristine),
         Command::ExecFile {
             options,
             filename,
@@ -1334,14 +1334,7 @@ fn run_shell(
     }
 }
 
-fn exec_env(
-    global: &Global,
-    options: &FileOptions,
-    file: &Path,
-    command: &str,
-    pristine: bool,
-) -> Result<(), Exit> {
-    let _ = global;
+fn exec_env(options: &FileOptions, file: &Path, command: &str, pristine: bool) -> Result<(), Exit> {
     let bytes = read_input(Some(file))?;
     let (input, _) = formats(options, Some(file));
     let opened = open_with(&bytes, input, options.ignore_mac, false)?;
