@@ -455,8 +455,15 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
             input_type,
             files,
         } => {
+            let config = Config::find(global.config.as_deref())?.ok_or_else(|| {
+                Exit::new(
+                    code::GENERIC,
+                    "updatekeys needs a .sops.yaml with creation rules".into(),
+                )
+            })?;
+            let layout = layout(&global, Some(&config));
             for file in &files {
-                updatekeys(&global, input_type.as_deref(), file, yes)?;
+                updatekeys(&config, &layout, input_type.as_deref(), file, yes)?;
             }
             Ok(())
         }
@@ -998,17 +1005,12 @@ fn rotate(
 }
 
 fn updatekeys(
-    global: &Global,
+    config: &Config,
+    layout: &Layout,
     input_type: Option<&str>,
     file: &Path,
     yes: bool,
 ) -> Result<(), Exit> {
-    let config = Config::find(global.config.as_deref())?.ok_or_else(|| {
-        Exit::new(
-            code::GENERIC,
-            "updatekeys needs a .sops.yaml with creation rules".into(),
-        )
-    })?;
     let rule = config.rule_for(file)?.unwrap_or_default();
     let bytes = read_input(Some(file))?;
     let format = input_type.map_or_else(|| Format::from_path(file), Format::from_name);
@@ -1059,7 +1061,7 @@ fn updatekeys(
     metadata.key_groups = groups;
     metadata.shamir_threshold = threshold;
     let text = format
-        .emit_encrypted(&tree, &metadata, &layout(global, Some(&config)))
+        .emit_encrypted(&tree, &metadata, layout)
         .map_err(|e| sops_failure(e, code::ERROR_DUMPING_TREE))?;
     crate::manifest::write_atomic(file, &text)
         .map_err(|e| Exit::new(code::COULD_NOT_WRITE_OUTPUT, format!("{e:#}")))?;

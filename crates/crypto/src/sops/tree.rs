@@ -64,11 +64,6 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    /// A string scalar.
-    pub fn str(text: impl Into<String>) -> Self {
-        Self::Str(text.into())
-    }
-
     /// The bytes sops encrypts and feeds to the MAC for this value, and its `type:`
     /// (`None` for null).
     pub fn to_plaintext(&self) -> Option<(std::borrow::Cow<'_, [u8]>, ValueType)> {

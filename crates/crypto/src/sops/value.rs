@@ -343,6 +343,20 @@ pub fn format_float(value: f64) -> String {
     }
 }
 
+/// Go's text for a float in its shortest digits: the [`format_float`] form when the
+/// decimal exponent is in `plain`, else `d.ddde±XX` (go-yaml writes `'g'`: plain for
+/// exponents -4..6; `encoding/json`: -6..21).
+pub(crate) fn format_go_float(value: f64, plain: std::ops::Range<i32>) -> String {
+    let sci = format!("{value:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    if !value.is_finite() || value == 0.0 || plain.contains(&exp) {
+        return format_float(value);
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
 /// Parses a float as Go's `strconv.ParseFloat` does for the texts sops writes.
 pub fn parse_float(text: &str) -> Option<f64> {
     match text {

@@ -3,7 +3,7 @@
 
 use crate::error::SopsError;
 use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar};
-use crate::sops::value::format_float;
+use crate::sops::value::format_go_float;
 
 fn syntax(at: usize, message: &str) -> SopsError {
     SopsError::Syntax {
@@ -260,22 +260,21 @@ pub fn emit(map: &Map, indent: Option<usize>) -> String {
 
 /// [`emit`] with `trailer` (the `sops` entry) appended to the object.
 pub fn emit_with(map: &Map, indent: Option<usize>, trailer: &[MapItem]) -> String {
-    let unit = match indent {
-        None => "\t".to_owned(),
-        Some(n) => " ".repeat(n),
-    };
+    let unit = indent_unit(indent);
     let mut out = String::with_capacity(map.len() * 64);
     write_entries(map.iter().chain(trailer), &unit, 0, &mut out);
     out.push('\n');
     out
 }
 
+/// One level of indentation: `indent` spaces, or a tab.
+fn indent_unit(indent: Option<usize>) -> String {
+    indent.map_or_else(|| "\t".to_owned(), |n| " ".repeat(n))
+}
+
 /// Writes any node (for `--extract` of a list), with a final newline.
 pub fn emit_node(node: &Node, indent: Option<usize>) -> String {
-    let unit = match indent {
-        None => "\t".to_owned(),
-        Some(n) => " ".repeat(n),
-    };
+    let unit = indent_unit(indent);
     let mut out = String::new();
     write_node(node, &unit, 0, &mut out);
     out.push('\n');
@@ -366,15 +365,7 @@ pub fn format_json_float(value: f64) -> String {
     if !value.is_finite() {
         return "null".into();
     }
-    let abs = value.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let sci = format!("{value:e}");
-        let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-        let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    format_float(value)
+    format_go_float(value, -6..21)
 }
 
 /// Bytes as a JSON string, each invalid UTF-8 byte written as `\ufffd` (as Go does).

@@ -9,7 +9,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
 use crate::error::SopsError;
 use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar};
-use crate::sops::value::{format_float, normalize_time};
+use crate::sops::value::{format_go_float, normalize_time};
 
 fn syntax(message: impl Into<String>) -> SopsError {
     SopsError::Syntax {
@@ -665,28 +665,8 @@ pub fn format_yaml_float(value: f64) -> String {
             "-.inf".into()
         };
     }
-    format_go_g(value)
-}
-
-/// Go's shortest `'g'` formatting: `%e` when the exponent is < -4 or >= 6 (the shortest
-/// form decides with precision 6), otherwise `%f`.
-fn format_go_g(value: f64) -> String {
-    if value == 0.0 {
-        return if value.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    // Shortest round-trip digits and exponent, from Rust's `{:e}`.
-    let sci = format!("{value:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    if (-4..6).contains(&exp) {
-        return format_float(value);
-    }
-    let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exp.abs())
+    // Go's shortest 'g' form decides with precision 6.
+    format_go_float(value, -4..6)
 }
 
 /// Writes documents as sops (go-yaml v3) does, with `indent` spaces per level.
