@@ -184,8 +184,47 @@ impl Sha512 {
     }
 }
 
+/// Incremental HMAC-SHA256.
+pub struct HmacSha256(aws_lc_rs::hmac::Context);
+
+impl HmacSha256 {
+    /// Starts a MAC under `key`.
+    pub fn new(key: &[u8]) -> Self {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+        Self(aws_lc_rs::hmac::Context::with_key(&key))
+    }
+
+    /// Feeds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// Feeds `data` preceded by its length (8 bytes, big-endian), so that consecutive
+    /// fields cannot run into each other.
+    pub fn update_field(&mut self, data: &[u8]) {
+        self.0.update(&(data.len() as u64).to_be_bytes());
+        self.0.update(data);
+    }
+
+    /// The tag.
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.sign().as_ref());
+        out
+    }
+}
+
+/// HMAC-SHA256 of the concatenation of `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = HmacSha256::new(key);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finish()
+}
+
 /// SHA-256 of `data`.
-pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+pub fn sha256(data: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
@@ -195,6 +234,16 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_sha256_known_answer() {
+        // RFC 4231 test case 2.
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 
     #[test]
     fn ivs_never_repeat_within_or_across_files() {

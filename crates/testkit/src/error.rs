@@ -119,6 +119,11 @@ impl ApiError {
         )
     }
 
+    /// 406 NotAcceptable: the `Accept` header asks for a form the answer cannot take.
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message)
+    }
+
     /// 410 Expired for a resourceVersion older than the watch window.
     pub fn expired(rv: u64, oldest: u64) -> Self {
         Self::new(

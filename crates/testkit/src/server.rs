@@ -1,5 +1,5 @@
 //! HTTP: routing, authentication and RBAC-lite, fault injection, discovery, the verbs,
-//! Table output for kubectl and streaming watches.
+//! Table output for kubectl, metadata-only output and streaming watches.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -381,8 +381,24 @@ pub(crate) async fn handle(
     if let Some(status) = shared.take_fault(verb, &target.rt.plural) {
         return error_response(&ApiError::injected(status));
     }
+    let output = Output::negotiate(&headers);
+    let answers_list = matches!(verb, "list" | "deletecollection");
+    match output {
+        Output::Metadata if answers_list => {
+            return error_response(&ApiError::not_acceptable(
+                "you requested PartialObjectMetadata, but the requested object is a list",
+            ));
+        }
+        Output::MetadataList if !answers_list => {
+            return error_response(&ApiError::not_acceptable(
+                "you requested PartialObjectMetadataList, but the requested object is not a list",
+            ));
+        }
+        _ => {}
+    }
+    let metadata_only = matches!(output, Output::Metadata | Output::MetadataList);
     if verb == "watch" {
-        return watch_response(shared, target, &params);
+        return watch_response(shared, target, &params, metadata_only);
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -412,13 +428,12 @@ pub(crate) async fn handle(
         apply: false,
         strict: params.get("fieldValidation").is_some_and(|v| v == "Strict"),
     };
-    let table = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"));
     if matches!(verb, "get" | "list") {
         return match read(&shared, &target, verb, &params) {
-            Ok(reply) if table => json_response(200, &to_table(&target.rt, &reply)),
+            Ok(reply) if output == Output::Table => {
+                json_response(200, &to_table(&target.rt, &reply))
+            }
+            Ok(reply) if metadata_only => json_response(200, &to_metadata(&reply)),
             Ok(reply) => {
                 let body = render(&target.rt, &reply);
                 (
@@ -432,8 +447,55 @@ pub(crate) async fn handle(
         };
     }
     match serve(&shared, &target, verb, &params, &content_type, &body, &opts) {
+        Ok((code, list)) if metadata_only && answers_list => {
+            let items = list["items"].as_array().into_iter().flatten();
+            json_response(code, &partial_list(&list["metadata"], items))
+        }
+        Ok((code, object)) if metadata_only => json_response(code, &partial(&object)),
         Ok((code, value)) => json_response(code, &value),
         Err(error) => error_response(&error),
+    }
+}
+
+/// The form the `Accept` header asks objects in: the `as=` parameter of its first JSON media
+/// type, e.g. kubectl's `application/json;as=Table;v=v1;g=meta.k8s.io,application/json` or,
+/// from kube-rs and client-go metadata clients,
+/// `application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Objects as stored.
+    Object,
+    /// kubectl's `meta.k8s.io/v1` Table.
+    Table,
+    /// `meta.k8s.io/v1` PartialObjectMetadata: one object's metadata alone.
+    Metadata,
+    /// `meta.k8s.io/v1` PartialObjectMetadataList: a list of objects' metadata.
+    MetadataList,
+}
+
+impl Output {
+    fn negotiate(headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        for media_type in accept.split(',') {
+            let mut parts = media_type.split(';').map(str::trim);
+            if !matches!(
+                parts.next(),
+                Some("" | "application/json" | "application/*" | "*/*")
+            ) {
+                continue;
+            }
+            match parts.find_map(|p| p.strip_prefix("as=")) {
+                None => return Self::Object,
+                Some("Table") => return Self::Table,
+                Some("PartialObjectMetadata") => return Self::Metadata,
+                Some("PartialObjectMetadataList") => return Self::MetadataList,
+                Some(_) => {}
+            }
+        }
+        Self::Object
     }
 }
 
@@ -779,6 +841,26 @@ fn to_table(rt: &ResourceType, reply: &Reply) -> Value {
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version}, "columnDefinitions": columns, "rows": rows})
 }
 
+/// An object reduced to its metadata: a `meta.k8s.io/v1` PartialObjectMetadata. The rest
+/// (a Secret's `data`, …) never leaves the server.
+fn partial(object: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]})
+}
+
+/// A `meta.k8s.io/v1` PartialObjectMetadataList of `items` under the list's `metadata`.
+fn partial_list<'a>(metadata: &Value, items: impl Iterator<Item = &'a Value>) -> Value {
+    let items: Vec<Value> = items.map(partial).collect();
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": metadata, "items": items})
+}
+
+/// A get or list answered with metadata only.
+fn to_metadata(reply: &Reply) -> Value {
+    match &reply.list_metadata {
+        Some(metadata) => partial_list(metadata, reply.items.iter().map(|s| &**s)),
+        None => partial(&reply.items[0]),
+    }
+}
+
 fn age(created: Option<&str>) -> String {
     let seconds = created
         .and_then(|c| humantime::parse_rfc3339(c).ok())
@@ -792,7 +874,16 @@ fn age(created: Option<&str>) -> String {
     }
 }
 
-fn watch_line(event_type: &str, object: &Value) -> Bytes {
+/// One watch event; with `metadata_only` its object is reduced to a PartialObjectMetadata
+/// (bookmarks too, as upstream).
+fn watch_line(event_type: &str, object: &Value, metadata_only: bool) -> Bytes {
+    let reduced;
+    let object = if metadata_only {
+        reduced = partial(object);
+        &reduced
+    } else {
+        object
+    };
     let mut line = json!({"type": event_type, "object": object}).to_string();
     line.push('\n');
     Bytes::from(line)
@@ -802,6 +893,7 @@ fn watch_response(
     shared: Arc<Shared>,
     target: Target,
     params: &HashMap<String, String>,
+    metadata_only: bool,
 ) -> Response {
     let (labels, fields) = match selectors(params) {
         Ok(s) => s,
@@ -883,12 +975,15 @@ fn watch_response(
     let rt = target.rt.clone();
     tokio::spawn(async move {
         if let Some(error) = expired {
-            let _ = tx.send(Ok(watch_line("ERROR", &error.to_status()))).await;
+            // ERROR events keep their Status.
+            let _ = tx
+                .send(Ok(watch_line("ERROR", &error.to_status(), false)))
+                .await;
             return;
         }
         for (event_type, object) in initial {
             if tx
-                .send(Ok(watch_line(event_type.as_str(), &object)))
+                .send(Ok(watch_line(event_type.as_str(), &object, metadata_only)))
                 .await
                 .is_err()
             {
@@ -903,6 +998,7 @@ fn watch_response(
             watch_line(
                 "BOOKMARK",
                 &json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": metadata}),
+                metadata_only,
             )
         };
         let mut last_rv = start_rv;
@@ -922,7 +1018,7 @@ fn watch_response(
                         }
                         last_rv = event.rv;
                         if matches(&event.resource, &event.object) {
-                            let line = watch_line(event.event_type.as_str(), &Store::present(&rt, &event.object));
+                            let line = watch_line(event.event_type.as_str(), &Store::present(&rt, &event.object), metadata_only);
                             if tx.send(Ok(line)).await.is_err() {
                                 return;
                             }

@@ -99,6 +99,26 @@ impl PrivateKey {
         ))))
     }
 
+    /// The key as PKCS#1 PEM (`RSA PRIVATE KEY`), the form the upstream controller writes
+    /// to `tls.key`, in a buffer wiped on drop.
+    pub fn to_pkcs1_pem(&self) -> Result<Zeroizing<String>, KeyError> {
+        let pkcs8 = self.to_pkcs8_der()?;
+        let pkcs1 = pkcs8_to_pkcs1(&pkcs8).ok_or(KeyError::MalformedKey("RSA private key"))?;
+        let block = pem::Pem::new("RSA PRIVATE KEY", pkcs1.to_vec());
+        Ok(Zeroizing::new(pem::encode(&block)))
+    }
+
+    /// A 32-byte key for `purpose`, derived from this private key (HMAC-SHA256 keyed
+    /// with the PKCS#8 encoding): the same on every replica and after restarts, unknown
+    /// to anyone without the private key.
+    pub fn derive_key(&self, purpose: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        let der = self.to_pkcs8_der()?;
+        Ok(Zeroizing::new(crate::primitives::hmac_sha256(
+            &der,
+            &[purpose],
+        )))
+    }
+
     /// Modulus size in bits.
     pub fn bits(&self) -> usize {
         self.key.key_size_bits()
@@ -209,6 +229,46 @@ impl Certificate {
         Self::from_der(block.contents())
     }
 
+    /// Makes the self-signed certificate the upstream controller makes for a new key
+    /// (spec §1.5): subject and issuer `CN=<cn>` (empty when `cn` is empty), a random
+    /// 128-bit serial, valid from `not_before` for `ttl`, critical KeyUsage `Encipher Only`
+    /// and critical BasicConstraints `CA:TRUE`, signed with SHA-256 and RSA.
+    pub fn self_signed(
+        key: &PrivateKey,
+        cn: &str,
+        not_before: SystemTime,
+        ttl: std::time::Duration,
+    ) -> Result<Self, KeyError> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
+            KeyUsagePurpose, PKCS_RSA_SHA256, SerialNumber,
+        };
+        let failed = |_| KeyError::Generation;
+        let pkcs8 = key.to_pkcs8_der()?;
+        let signer =
+            KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.as_slice().into(), &PKCS_RSA_SHA256)
+                .map_err(failed)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        if !cn.is_empty() {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        let mut serial = [0u8; 16];
+        crate::primitives::fill_random(&mut serial);
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.not_before = not_before.into();
+        params.not_after = (not_before + ttl).into();
+        params.key_usages = vec![KeyUsagePurpose::EncipherOnly];
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&signer).map_err(failed)?;
+        Self::from_der(cert.der())
+    }
+
+    /// The certificate as PEM.
+    pub fn to_pem(&self) -> String {
+        pem::encode(&pem::Pem::new("CERTIFICATE", self.der.clone()))
+    }
+
     /// Parses a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, KeyError> {
         use x509_parser::prelude::{FromDer, X509Certificate};
@@ -297,6 +357,42 @@ fn pkcs1_to_pkcs8(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
     out
 }
 
+/// Unwraps the PKCS#1 `RSAPrivateKey` from a PKCS#8 `PrivateKeyInfo` of an RSA key (the
+/// inverse of [`pkcs1_to_pkcs8`]); `None` if the structure is not that.
+fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Option<&[u8]> {
+    // SEQUENCE { version, AlgorithmIdentifier, OCTET STRING { RSAPrivateKey } }
+    let (tag, body, _) = der_element(pkcs8)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (_, _, rest) = der_element(body)?; // version
+    let (_, algorithm, rest) = der_element(rest)?;
+    let (tag, key, _) = der_element(rest)?;
+    const RSA_ENCRYPTION: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    (tag == 0x04 && algorithm.starts_with(&RSA_ENCRYPTION)).then_some(key)
+}
+
+/// Splits one DER element off `input`: (tag, contents, rest).
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
 fn der_length(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         out.push(len as u8);
@@ -319,6 +415,40 @@ mod tests {
         der_length(&mut v, 0x80);
         der_length(&mut v, 0x1234);
         assert_eq!(v, [5, 0x81, 0x80, 0x82, 0x12, 0x34]);
+    }
+
+    #[test]
+    fn pkcs1_round_trip_and_self_signed_certificate() {
+        let key = PrivateKey::generate(2048).unwrap();
+        let pkcs1 = key.to_pkcs1_pem().unwrap();
+        assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        let again = PrivateKey::from_pem(pkcs1.as_bytes()).unwrap();
+        assert_eq!(again.public_key().spki_der(), key.public_key().spki_der());
+
+        let now = SystemTime::now();
+        let ttl = std::time::Duration::from_secs(3600);
+        let cert = Certificate::self_signed(&key, "", now, ttl).unwrap();
+        assert_eq!(
+            cert.public_key().unwrap().spki_der(),
+            key.public_key().spki_der()
+        );
+        let start = now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert_eq!(cert.not_before_unix(), start);
+        assert_eq!(cert.not_after_unix(), start + 3600);
+        let parsed = Certificate::from_pem(cert.to_pem().as_bytes()).unwrap();
+        assert_eq!(parsed.der(), cert.der());
+
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, x509) = X509Certificate::from_der(cert.der()).unwrap();
+        assert_eq!(
+            x509.subject().iter().count(),
+            0,
+            "empty subject, as upstream"
+        );
+        let usage = x509.key_usage().unwrap().unwrap();
+        assert!(usage.critical && usage.value.encipher_only());
+        let constraints = x509.basic_constraints().unwrap().unwrap();
+        assert!(constraints.critical && constraints.value.ca);
     }
 
     #[test]
