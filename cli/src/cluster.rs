@@ -285,8 +285,17 @@ impl Controller {
             Err(kube::Error::Api(status)) if status.code == 409 => bail!("unable to rotate secret"),
             Err(e) => bail!("cannot re-encrypt secret: {e}"),
         };
-        let mut rotated: Value =
+        let rotated: Value =
             serde_json::from_str(&text).context("invalid SealedSecret from the controller")?;
+        // The controller answers without apiVersion and kind; kubeseal puts them back.
+        let Value::Object(fields) = rotated else {
+            bail!("invalid SealedSecret from the controller: not an object");
+        };
+        let mut object = serde_json::Map::new();
+        object.insert("apiVersion".into(), "bitnami.com/v1alpha1".into());
+        object.insert("kind".into(), "SealedSecret".into());
+        object.extend(fields);
+        let mut rotated = Value::Object(object);
         if let Some(Value::Object(meta)) = rotated.get_mut("metadata") {
             for field in ["creationTimestamp", "deletionTimestamp", "generation"] {
                 meta.remove(field);

@@ -1,12 +1,66 @@
-//! `gitseal-controller`: the in-cluster controller that turns SealedSecrets, SopsSecrets
-//! and ExternalSecrets into Secrets. The reconcilers are being built; until then the
-//! binary says so and exits with a failure status instead of pretending to run.
+//! `gitseal-controller`: flags and environment → logging → [`gitseal_controller::start`] →
+//! run until SIGTERM or Ctrl-C → graceful shutdown.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "error: gitseal-controller {} has no reconcilers yet; use Bitnami's controller with \
-         `gitseal seal` until the gitseal controller ships",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::ExitCode::FAILURE
+use anyhow::Context as _;
+use clap::Parser;
+use gitseal_controller::Config;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    init_logging(&config)?;
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("gitseal-controller-{}", std::process::id()));
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), %identity, "starting gitseal-controller");
+    let running = gitseal_controller::start(config, client, identity).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let level = match config.log_level.to_ascii_uppercase().as_str() {
+        "DEBUG" => "debug".to_owned(),
+        "INFO" => "info".to_owned(),
+        "WARN" | "WARNING" => "warn".to_owned(),
+        "ERROR" => "error".to_owned(),
+        _ => config.log_level.clone(),
+    };
+    let filter = EnvFilter::try_new(&level)
+        .with_context(|| format!("invalid --log-level {:?}", config.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    let stderr = std::io::stderr.with_max_level(tracing::Level::WARN);
+    match (config.log_format.as_str(), config.log_info_stdout) {
+        ("json", true) => builder
+            .json()
+            .with_writer(stderr.or_else(std::io::stdout))
+            .init(),
+        ("json", false) => builder.json().with_writer(std::io::stderr).init(),
+        (_, true) => builder.with_writer(stderr.or_else(std::io::stdout)).init(),
+        (_, false) => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -1,0 +1,205 @@
+//! Shared set-up of the controller scenarios: a test API server with the CRD, the
+//! controller in-process, and helpers to seal and to wait.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gitseal_api::{SealedSecret, sealed_secret_crd};
+use gitseal_controller::{Config, Running};
+use gitseal_crypto::sealed::{Certificate, Scope, seal};
+use gitseal_testkit::TestServer;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::{Value, json};
+
+/// The controller's namespace in the scenarios.
+pub const CONTROLLER_NS: &str = "kube-system";
+/// The namespace of the SealedSecrets in the scenarios.
+pub const NS: &str = "prod";
+
+/// A test API server with the CRD installed and the namespaces created.
+pub struct Cluster {
+    pub server: TestServer,
+    pub client: kube::Client,
+}
+
+impl Cluster {
+    pub async fn start() -> Self {
+        let server = TestServer::start().await.expect("test server starts");
+        let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &sealed_secret_crd())
+            .await
+            .expect("CRD created");
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        for ns in [CONTROLLER_NS, NS, "other"] {
+            let namespace: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+            match namespaces.create(&PostParams::default(), &namespace).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {} // made by the server
+                Err(e) => panic!("namespace {ns}: {e}"),
+            }
+        }
+        Self { server, client }
+    }
+
+    /// Starts a controller replica with `extra` flags (2048-bit keys for speed).
+    pub async fn controller(&self, identity: &str, extra: &[&str]) -> Running {
+        let mut args = vec![
+            "gitseal-controller",
+            "--listen-addr=127.0.0.1:0",
+            "--listen-metrics-addr=127.0.0.1:0",
+            "--namespace=kube-system",
+            "--key-size=2048",
+        ];
+        args.extend_from_slice(extra);
+        let config = Config::try_parse_from(args).expect("flags parse");
+        gitseal_controller::start(config, self.client.clone(), identity.into())
+            .await
+            .expect("controller starts")
+    }
+
+    pub fn sealed_secrets(&self) -> Api<SealedSecret> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    pub fn secrets(&self, ns: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Replaces items of the SealedSecret `NS/name` with a merge patch (no read-modify-write
+    /// race with the controller's status writes).
+    pub async fn set_items(&self, name: &str, items: Value) {
+        let patch = json!({"spec": {"encryptedData": items}});
+        self.sealed_secrets()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("SealedSecret patched");
+    }
+
+    /// Creates a SealedSecret from its JSON.
+    pub async fn create(&self, object: Value) -> SealedSecret {
+        let ss: SealedSecret = serde_json::from_value(object).unwrap();
+        self.sealed_secrets()
+            .create(&PostParams::default(), &ss)
+            .await
+            .expect("SealedSecret created")
+    }
+}
+
+/// The controller's current certificate, from its HTTP API.
+pub async fn certificate(running: &Running) -> Certificate {
+    let url = format!("http://{}/v1/cert.pem", running.api_addr);
+    let pem = wait_for("the certificate", || async {
+        let response = reqwest::get(&url).await.ok()?;
+        response.status().is_success().then_some(())?;
+        response.text().await.ok()
+    })
+    .await;
+    Certificate::from_pem(pem.as_bytes()).unwrap()
+}
+
+/// Seals `items` for `namespace/name` under `scope` (what `gitseal seal` writes).
+pub fn sealed_items(
+    cert: &Certificate,
+    scope: Scope,
+    namespace: &str,
+    name: &str,
+    items: &[(&str, &str)],
+) -> Value {
+    let key = cert.public_key().unwrap();
+    let label = scope.label(namespace, name);
+    let map: serde_json::Map<String, Value> = items
+        .iter()
+        .map(|(k, v)| {
+            (
+                (*k).to_owned(),
+                json!(seal(&key, &label, v.as_bytes()).unwrap()),
+            )
+        })
+        .collect();
+    Value::Object(map)
+}
+
+/// A strict-scope SealedSecret in [`NS`].
+pub fn sealed_secret(cert: &Certificate, name: &str, items: &[(&str, &str)]) -> Value {
+    json!({
+        "apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "encryptedData": sealed_items(cert, Scope::Strict, NS, name, items),
+            "template": {"metadata": {"name": name, "namespace": NS}}
+        }
+    })
+}
+
+/// Polls `probe` until it yields a value (20 s at most).
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The Secret `NS/name` once its data has `key` = `value`.
+pub async fn secret_with(cluster: &Cluster, name: &str, key: &str, value: &str) -> Secret {
+    let api = cluster.secrets(NS);
+    wait_for(&format!("Secret {name} with {key}"), || async {
+        let secret = api.get_opt(name).await.ok()??;
+        let data = secret.data.as_ref()?;
+        (data.get(key)?.0 == value.as_bytes()).then_some(secret)
+    })
+    .await
+}
+
+/// The `Synced` condition of `NS/name` once it has `status`.
+pub async fn synced(cluster: &Cluster, name: &str, status: &str) -> SealedSecret {
+    let api = cluster.sealed_secrets();
+    wait_for(&format!("{name} Synced={status}"), || async {
+        let ss = api.get(name).await.ok()?;
+        let condition = ss.status.as_ref()?.conditions.as_ref()?.first()?.clone();
+        (condition.status == status
+            && ss.status.as_ref()?.observed_generation == ss.metadata.generation)
+            .then_some(ss)
+    })
+    .await
+}
+
+/// The metrics text of a replica.
+pub async fn metrics(running: &Running) -> String {
+    reqwest::get(format!("http://{}/metrics", running.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the metric line starting with `prefix` (0 when absent).
+pub fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

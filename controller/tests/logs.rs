@@ -1,0 +1,165 @@
+//! The controller's logs never hold a secret value: the real binary runs at debug level
+//! through a scenario (create, template, update, edit and revert, wrong scope, HTTP API),
+//! and its whole output is searched for every plaintext.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+
+use common::*;
+use gitseal_crypto::sealed::Scope;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_hold_no_secret_values() {
+    let cluster = Cluster::start().await;
+    let dir = std::env::temp_dir().join(format!("gitseal-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    cluster.server.write_kubeconfig(&kubeconfig).unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitseal-controller"))
+        .args([
+            "--log-level=DEBUG",
+            "--key-size=2048",
+            &format!("--listen-addr=127.0.0.1:{port}"),
+            "--listen-metrics-addr=127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAMESPACE", CONTROLLER_NS)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the controller starts");
+    // Drained from the start: a full pipe would block the controller's logging.
+    let output = Output::drain(&mut child);
+    let url = format!("http://127.0.0.1:{port}/v1/cert.pem");
+    let pem = wait_for("the certificate", || async {
+        let response = reqwest::get(&url).await.ok()?;
+        response.status().is_success().then_some(())?;
+        response.text().await.ok()
+    })
+    .await;
+    let cert = gitseal_crypto::sealed::Certificate::from_pem(pem.as_bytes()).unwrap();
+
+    let secrets = [
+        "plaintext-password-7f3a9c",
+        "plaintext-user-b81d02",
+        "plaintext-updated-5e6f71",
+        "plaintext-wrong-scope-0c4d",
+    ];
+    let mut object = sealed_secret(
+        &cert,
+        "app",
+        &[("password", secrets[0]), ("user", secrets[1])],
+    );
+    object["spec"]["template"]["data"] = json!({"dsn": "{{ .user }}:{{ .password }}"});
+    cluster.create(object).await;
+    secret_with(&cluster, "app", "password", secrets[0]).await;
+    let items = sealed_items(
+        &cert,
+        Scope::Strict,
+        NS,
+        "app",
+        &[("password", secrets[2]), ("user", secrets[1])],
+    );
+    cluster.set_items("app", items).await;
+    secret_with(&cluster, "app", "password", secrets[2]).await;
+    cluster
+        .secrets(NS)
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": {"password": "ZWRpdGVk"}})),
+        )
+        .await
+        .unwrap();
+    secret_with(&cluster, "app", "password", secrets[2]).await;
+    let mut wrong = sealed_secret(&cert, "wrong", &[]);
+    wrong["spec"]["encryptedData"] =
+        sealed_items(&cert, Scope::Strict, "other", "wrong", &[("k", secrets[3])]);
+    cluster.create(wrong.clone()).await;
+    let failed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        synced(&cluster, "wrong", "False"),
+    )
+    .await;
+    if failed.is_err() {
+        let log = output.stop(child);
+        panic!("no Synced=False for `wrong`; controller output:\n{log}");
+    }
+    let http = reqwest::Client::new();
+    for path in ["/v1/verify", "/v1/rotate"] {
+        let body = cluster.sealed_secrets().get("app").await.unwrap();
+        let mut body = serde_json::to_value(body).unwrap();
+        body["apiVersion"] = json!("bitnami.com/v1alpha1");
+        body["kind"] = json!("SealedSecret");
+        http.post(format!("http://127.0.0.1:{port}{path}"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // SIGTERM: graceful shutdown, then read everything it wrote.
+    let log = output.stop(child);
+    assert!(log.contains("DEBUG"), "debug logging was on:\n{log}");
+    assert!(log.contains("Secret updated"), "the scenario ran:\n{log}");
+    for plaintext in secrets.iter().chain(&["ZWRpdGVk", "edited"]) {
+        assert!(!log.contains(plaintext), "{plaintext} leaked into the log");
+        let b64 = base64_of(plaintext);
+        assert!(
+            !log.contains(&b64),
+            "base64 of {plaintext} leaked into the log"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Everything the controller writes, read on two threads while it runs.
+struct Output {
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+impl Output {
+    fn drain(child: &mut Child) -> Self {
+        fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+            std::thread::spawn(move || {
+                let mut buffer = Vec::new();
+                pipe.read_to_end(&mut buffer).ok();
+                buffer
+            })
+        }
+        Self {
+            stdout: reader(child.stdout.take().expect("stdout piped")),
+            stderr: reader(child.stderr.take().expect("stderr piped")),
+        }
+    }
+
+    /// Stops the controller with SIGTERM (a graceful shutdown) and returns all it wrote.
+    fn stop(self, mut child: Child) -> String {
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        child.wait().unwrap();
+        let stdout = self.stdout.join().unwrap();
+        let stderr = self.stderr.join().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        )
+    }
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
