@@ -36,11 +36,24 @@ trap 'rm -rf "$WORK"' EXIT
 } > "$WORK/secret10.yaml"
 
 
+# The target is a median: hyperfine prints means, so the medians are printed after each run.
+medians() {
+  python3 - "$1" <<'PY'
+import json, sys
+for result in json.load(open(sys.argv[1]))["results"]:
+    print("  median %9.2f ms  %s" % (result["median"] * 1000, result["command"][:90]))
+PY
+}
+
 echo "== sealing a 10-key Secret, whole process"
-runs=(-N --warmup 5 --runs 50 "$GITSEAL kubeseal --cert $CERT -f $WORK/secret10.yaml")
+ln -s "$GITSEAL" "$WORK/kubeseal" # the drop-in: the same binary under kubeseal's name
+runs=(-N --warmup 10 --runs 200 --export-json "$WORK/seal.json"
+  "$WORK/kubeseal --cert $CERT -f $WORK/secret10.yaml"
+  "$GITSEAL kubeseal --cert $CERT -f $WORK/secret10.yaml")
 [ -x "$PYTHON" ] && runs+=("$PYTHON scripts/bench/seal10.py $CERT")
 [ -n "$NODE" ] && runs+=("$NODE scripts/bench/seal10.js $CERT")
 hyperfine "${runs[@]}"
+medians "$WORK/seal.json"
 
 echo "== resealing 1,000 SealedSecrets (RSA-4096, 2 cores)"
 mkdir -p "$WORK/repo"
@@ -54,4 +67,6 @@ cp -r "$WORK/repo" "$WORK/pristine"
 runs=("$GITSEAL reseal $WORK/repo --cert $WORK/new.pem --private-key $KEY")
 [ -x "$PYTHON" ] && runs+=("$PYTHON scripts/bench/reseal.py $WORK/repo $WORK/new.pem $KEY")
 [ -n "$NODE" ] && runs+=("$NODE scripts/bench/reseal.js $WORK/repo $WORK/new.pem $KEY")
-hyperfine --runs 3 --prepare "rm -rf $WORK/repo && cp -r $WORK/pristine $WORK/repo" "${runs[@]}"
+hyperfine --runs 3 --export-json "$WORK/reseal.json" \
+  --prepare "rm -rf $WORK/repo && cp -r $WORK/pristine $WORK/repo" "${runs[@]}"
+medians "$WORK/reseal.json"

@@ -1,13 +1,14 @@
 //! The `gitseal` binary (also `kubeseal` and `sops` when invoked under those names).
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 /// Parses the command line; usage errors exit with status 1 in kubeseal mode (as kubeseal
 /// does) and 2 otherwise; `--help` exits with 0.
-fn parse<T: Parser>(kubeseal: bool) -> Result<T, ExitCode> {
-    T::try_parse().map_err(|error| {
+fn parse<T: Parser>(args: Vec<OsString>, kubeseal: bool) -> Result<T, ExitCode> {
+    T::try_parse_from(args).map_err(|error| {
         let _ = error.print();
         match (error.use_stderr(), kubeseal) {
             (false, _) => ExitCode::SUCCESS,
@@ -18,26 +19,32 @@ fn parse<T: Parser>(kubeseal: bool) -> Result<T, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os();
+    let mut args: Vec<OsString> = std::env::args_os().collect();
     let invoked_as = args
-        .next()
-        .map(std::path::PathBuf::from)
+        .first()
+        .map(std::path::Path::new)
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_default();
+    // `gitseal kubeseal ...` is parsed as the drop-in is, without building the whole command
+    // tree: a one-shot seal is a few milliseconds, and that tree would be a tenth of them.
+    let kubeseal = invoked_as == "kubeseal"
+        || (invoked_as != "sops" && args.get(1).is_some_and(|a| a == "kubeseal"));
+    if invoked_as != "kubeseal" && kubeseal {
+        args.splice(..2, [OsString::from("gitseal kubeseal")]);
+    }
     let mut out = std::io::stdout().lock();
-    let result = if invoked_as == "kubeseal" {
-        match parse::<gitseal::kubeseal::Args>(true) {
+    let result = if kubeseal {
+        match parse::<gitseal::kubeseal::Args>(args, true) {
             Ok(args) => gitseal::kubeseal::run(&args, &mut out),
             Err(code) => return code,
         }
     } else if invoked_as == "sops" {
-        match parse::<gitseal::sops::Args>(false) {
+        match parse::<gitseal::sops::Args>(args, false) {
             Ok(args) => gitseal::sops::run(args, &mut out).map_err(anyhow::Error::new),
             Err(code) => return code,
         }
     } else {
-        let kubeseal = args.next().is_some_and(|a| a == "kubeseal");
-        match parse::<gitseal::Cli>(kubeseal) {
+        match parse::<gitseal::Cli>(args, false) {
             Ok(cli) => gitseal::run(cli, &mut out),
             Err(code) => return code,
         }

@@ -93,10 +93,7 @@ impl PrivateKey {
     /// The key as PKCS#8 PEM (`PRIVATE KEY`), in a buffer wiped on drop.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
         let der = self.to_pkcs8_der()?;
-        Ok(Zeroizing::new(pem::encode(&pem::Pem::new(
-            "PRIVATE KEY",
-            der.to_vec(),
-        ))))
+        Ok(encode_pem("PRIVATE KEY", &der))
     }
 
     /// The key as PKCS#1 PEM (`RSA PRIVATE KEY`), the form the upstream controller writes
@@ -104,8 +101,7 @@ impl PrivateKey {
     pub fn to_pkcs1_pem(&self) -> Result<Zeroizing<String>, KeyError> {
         let pkcs8 = self.to_pkcs8_der()?;
         let pkcs1 = pkcs8_to_pkcs1(&pkcs8).ok_or(KeyError::MalformedKey("RSA private key"))?;
-        let block = pem::Pem::new("RSA PRIVATE KEY", pkcs1.to_vec());
-        Ok(Zeroizing::new(pem::encode(&block)))
+        Ok(encode_pem("RSA PRIVATE KEY", pkcs1))
     }
 
     /// A 32-byte key for `purpose`, derived from this private key (HMAC-SHA256 keyed
@@ -264,9 +260,9 @@ impl Certificate {
         Self::from_der(cert.der())
     }
 
-    /// The certificate as PEM.
+    /// The certificate as PEM, with `\n` line ends as Go's `pem.Encode` writes it.
     pub fn to_pem(&self) -> String {
-        pem::encode(&pem::Pem::new("CERTIFICATE", self.der.clone()))
+        encode_pem("CERTIFICATE", &self.der).to_string()
     }
 
     /// Parses a DER certificate.
@@ -404,6 +400,27 @@ fn der_length(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// PEM with `\n` line ends (Go's `pem.Encode`, which upstream's controller and kubeseal
+/// use), written into one buffer that is wiped on drop: no copy of the DER or its base64 is
+/// left behind.
+fn encode_pem(label: &str, der: &[u8]) -> Zeroizing<String> {
+    use base64::Engine;
+    let body = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+    let capacity = body.len() + body.len() / 64 + 2 * label.len() + 40;
+    let mut out = Zeroizing::new(String::with_capacity(capacity));
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,8 +452,14 @@ mod tests {
         let start = now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
         assert_eq!(cert.not_before_unix(), start);
         assert_eq!(cert.not_after_unix(), start + 3600);
-        let parsed = Certificate::from_pem(cert.to_pem().as_bytes()).unwrap();
+        let pem = cert.to_pem();
+        let parsed = Certificate::from_pem(pem.as_bytes()).unwrap();
         assert_eq!(parsed.der(), cert.der());
+        // Go's pem.Encode layout: `\n` line ends, 64 characters a line.
+        for text in [pem.as_str(), pkcs1.as_str()] {
+            assert!(!text.contains('\r') && text.ends_with("-----\n"));
+            assert!(text.lines().all(|line| line.len() <= 64));
+        }
 
         use x509_parser::prelude::{FromDer, X509Certificate};
         let (_, x509) = X509Certificate::from_der(cert.der()).unwrap();
