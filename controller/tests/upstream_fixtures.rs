@@ -9,7 +9,7 @@ use std::path::Path;
 
 use base64::Engine;
 use common::*;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
@@ -40,14 +40,7 @@ async fn upstream_key_secret_and_kubeseal_output_unseal() {
     let fixtures = shared.join("fixtures/sealed-secrets");
     let cluster = Cluster::start().await;
     for ns in ["demo-ns", "team-a", "some-other-namespace", "my-namespace"] {
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-        let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-        match namespaces.create(&PostParams::default(), &namespace).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => panic!("namespace {ns}: {e}"),
-        }
+        cluster.namespace(ns).await;
     }
     // Bitnami's key Secret, exactly as its controller wrote it.
     let key_secret: Secret =

@@ -41,17 +41,23 @@ impl Cluster {
         crds.create(&PostParams::default(), &sealed_secret_crd())
             .await
             .expect("CRD created");
-        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let cluster = Self { server, client };
         for ns in [CONTROLLER_NS, NS, "other"] {
-            let namespace: Namespace =
-                serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-            match namespaces.create(&PostParams::default(), &namespace).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {} // made by the server
-                Err(e) => panic!("namespace {ns}: {e}"),
-            }
+            cluster.namespace(ns).await;
         }
-        Self { server, client }
+        cluster
+    }
+
+    /// Creates the namespace `name` unless it exists.
+    pub async fn namespace(&self, name: &str) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        match namespaces.create(&PostParams::default(), &namespace).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {} // made by the server
+            Err(e) => panic!("namespace {name}: {e}"),
+        }
     }
 
     /// Starts a controller replica with `extra` flags (2048-bit keys for speed).
