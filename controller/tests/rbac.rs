@@ -6,15 +6,18 @@ mod common;
 
 use clap::Parser;
 use common::*;
+use gitseal_api::SealedSecret;
+use gitseal_crypto::sealed::Scope;
 use gitseal_testkit::Rule;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
-/// The controller's rules from the rendered chart (rules with `resourceNames` are for
-/// users of the service proxy, not for the controller).
-fn chart_rules(helm: &std::path::Path) -> Vec<Rule> {
+/// The controller's rules from the chart rendered with `values` (rules with
+/// `resourceNames` are for users of the service proxy, not for the controller), and the
+/// Deployment's namespace flags.
+fn render_chart(helm: &std::path::Path, values: &[&str]) -> (Vec<Rule>, Vec<String>) {
     let chart = gitseal_tests::repo_dir().join("charts/gitseal");
     let output = std::process::Command::new(helm)
         .args([
@@ -24,6 +27,7 @@ fn chart_rules(helm: &std::path::Path) -> Vec<Rule> {
             "--namespace",
             CONTROLLER_NS,
         ])
+        .args(values.iter().flat_map(|v| ["--set", v]))
         .output()
         .expect("helm runs");
     assert!(
@@ -41,7 +45,15 @@ fn chart_rules(helm: &std::path::Path) -> Vec<Rule> {
             .collect()
     };
     let mut rules = Vec::new();
+    let mut flags = Vec::new();
     for doc in documents.iter().filter(|d| !d.is_null()) {
+        if doc["kind"] == "Deployment" {
+            let args = &doc["spec"]["template"]["spec"]["containers"][0]["args"];
+            flags = strings(args)
+                .into_iter()
+                .filter(|a| a.contains("namespaces"))
+                .collect();
+        }
         let namespaces = match doc["kind"].as_str() {
             Some("ClusterRole") => Vec::new(),
             Some("Role") => vec![doc["metadata"]["namespace"].as_str().unwrap().to_owned()],
@@ -60,7 +72,36 @@ fn chart_rules(helm: &std::path::Path) -> Vec<Rule> {
         }
     }
     assert!(rules.len() >= 5, "the chart's RBAC rules: {rules:?}");
-    rules
+    (rules, flags)
+}
+
+/// A client for the test API server limited to `rules`; checks that it really is.
+async fn restricted_client(cluster: &Cluster, rules: Vec<Rule>) -> kube::Client {
+    let token = cluster.server.add_token(rules);
+    let kubeconfig = Kubeconfig::from_yaml(&cluster.server.kubeconfig_with_token(&token)).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let restricted = kube::Client::try_from(config).unwrap();
+    let configmaps: Api<ConfigMap> = Api::namespaced(restricted.clone(), NS);
+    assert!(configmaps.list(&ListParams::default()).await.is_err());
+    restricted
+}
+
+/// Starts the controller with `client` and the chart's namespace `flags`.
+async fn start(client: kube::Client, flags: &[String]) -> gitseal_controller::Running {
+    let mut args = vec![
+        "gitseal-controller".to_owned(),
+        "--listen-addr=127.0.0.1:0".into(),
+        "--listen-metrics-addr=127.0.0.1:0".into(),
+        format!("--namespace={CONTROLLER_NS}"),
+        "--key-size=2048".into(),
+    ];
+    args.extend_from_slice(flags);
+    let config = gitseal_controller::Config::try_parse_from(args).unwrap();
+    gitseal_controller::start(config, client, "rbac".into())
+        .await
+        .expect("starts with the chart's permissions")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,27 +110,9 @@ async fn the_controller_needs_no_more_than_the_charts_rbac() {
         return;
     };
     let cluster = Cluster::start().await;
-    let token = cluster.server.add_token(chart_rules(&helm));
-    let kubeconfig = Kubeconfig::from_yaml(&cluster.server.kubeconfig_with_token(&token)).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let restricted = kube::Client::try_from(config).unwrap();
-    // The token is really restricted.
-    let configmaps: Api<ConfigMap> = Api::namespaced(restricted.clone(), NS);
-    assert!(configmaps.list(&ListParams::default()).await.is_err());
-
-    let flags = gitseal_controller::Config::try_parse_from([
-        "gitseal-controller",
-        "--listen-addr=127.0.0.1:0",
-        "--listen-metrics-addr=127.0.0.1:0",
-        "--namespace=kube-system",
-        "--key-size=2048",
-    ])
-    .unwrap();
-    let controller = gitseal_controller::start(flags, restricted, "rbac".into())
-        .await
-        .expect("starts with the chart's permissions");
+    let (rules, flags) = render_chart(&helm, &[]);
+    assert!(flags.is_empty(), "all namespaces by default: {flags:?}");
+    let controller = start(restricted_client(&cluster, rules).await, &flags).await;
     let cert = certificate(&controller).await;
     cluster
         .create(sealed_secret(&cert, "db", &[("password", "s3cr3t")]))
@@ -106,6 +129,57 @@ async fn the_controller_needs_no_more_than_the_charts_rbac() {
         .await
         .unwrap();
     secret_with(&cluster, "db", "password", "s3cr3t").await;
+    assert!(*controller.leading.borrow(), "the Lease is allowed");
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_roles_confine_the_controller_to_its_namespaces() {
+    let Some(helm) = gitseal_tests::tool("helm", "GITSEAL_HELM") else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let values = ["rbac.namespacedRoles=true", "additionalNamespaces={prod}"];
+    let (rules, flags) = render_chart(&helm, &values);
+    assert!(
+        rules.iter().all(|r| !r.namespaces.is_empty()),
+        "no cluster-wide rule: {rules:?}"
+    );
+    assert_eq!(
+        flags,
+        ["--all-namespaces=false", "--additional-namespaces=prod"]
+    );
+    let controller = start(restricted_client(&cluster, rules).await, &flags).await;
+    let cert = certificate(&controller).await;
+    // A SealedSecret outside the watched namespaces is left alone...
+    let outside = json!({
+        "apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": "elsewhere", "namespace": "other"},
+        "spec": {"encryptedData":
+            sealed_items(&cert, Scope::Strict, "other", "elsewhere", &[("k", "v")])}
+    });
+    let outside: SealedSecret = serde_json::from_value(outside).unwrap();
+    Api::<SealedSecret>::namespaced(cluster.client.clone(), "other")
+        .create(&PostParams::default(), &outside)
+        .await
+        .unwrap();
+    // ...while those in the additional namespace are unsealed.
+    cluster
+        .create(sealed_secret(&cert, "db", &[("password", "s3cr3t")]))
+        .await;
+    secret_with(&cluster, "db", "password", "s3cr3t").await;
+    synced(&cluster, "db", "True").await;
+    let other = Api::<SealedSecret>::namespaced(cluster.client.clone(), "other");
+    assert!(other.get("elsewhere").await.unwrap().status.is_none());
+    assert!(
+        cluster
+            .secrets("other")
+            .get_opt("elsewhere")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(*controller.leading.borrow(), "the Lease is allowed");
     controller.stop().await;
 }

@@ -23,3 +23,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- range $k, $v := . -}}{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}{{- end -}}
 {{- join "," $pairs -}}
 {{- end -}}
+
+{{/*
+The controller's rules on SealedSecrets, their Secrets and events: in a ClusterRole, or in a
+Role per watched namespace with rbac.namespacedRoles.
+*/}}
+{{- define "gitseal.unsealerRules" -}}
+- apiGroups: [bitnami.com]
+  resources: [sealedsecrets]
+  verbs: [get, list, watch]
+- apiGroups: [bitnami.com]
+  resources: [sealedsecrets/status]
+  verbs: [update, patch]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, create, update, delete, watch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
