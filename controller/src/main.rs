@@ -4,6 +4,8 @@
 use anyhow::Context as _;
 use clap::Parser;
 use gitseal_controller::Config;
+#[cfg(unix)]
+use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
@@ -11,6 +13,11 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logging(&config)?;
+    // Signal handlers before anything else: SIGTERM while starting is a clean exit, and
+    // SIGUSR1 (new key) never kills a replica that is not (yet) the leader.
+    let shutdown = shutdown_signal()?;
+    #[cfg(unix)]
+    let mut usr1 = signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;
     let client = kube::Client::try_default()
         .await
         .context("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG)")?;
@@ -19,7 +26,18 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| format!("gitseal-controller-{}", std::process::id()));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), %identity, "starting gitseal-controller");
     let running = gitseal_controller::start(config, client, identity).await?;
-    shutdown_signal().await;
+    #[cfg(unix)]
+    {
+        let leading = running.leading.clone();
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                if !*leading.borrow() {
+                    tracing::info!("SIGUSR1: not the leader; send it to the leader's pod");
+                }
+            }
+        });
+    }
+    shutdown.await;
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
@@ -51,16 +69,19 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C; the handlers are installed when this is called.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -63,6 +63,11 @@ async fn debug_logs_hold_no_secret_values() {
     object["spec"]["template"]["data"] = json!({"dsn": "{{ .user }}:{{ .password }}"});
     cluster.create(object).await;
     secret_with(&cluster, "app", "password", secrets[0]).await;
+    // SIGUSR1: the leader makes a new key and the process lives on.
+    Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
     let items = sealed_items(
         &cert,
         Scope::Strict,
@@ -112,6 +117,10 @@ async fn debug_logs_hold_no_secret_values() {
     let log = output.stop(child);
     assert!(log.contains("DEBUG"), "debug logging was on:\n{log}");
     assert!(log.contains("Secret updated"), "the scenario ran:\n{log}");
+    assert!(
+        log.contains("SIGUSR1: generating a new sealing key"),
+        "SIGUSR1 handled:\n{log}"
+    );
     for plaintext in secrets.iter().chain(&["ZWRpdGVk", "edited"]) {
         assert!(!log.contains(plaintext), "{plaintext} leaked into the log");
         let b64 = base64_of(plaintext);

@@ -52,6 +52,11 @@ async fn run() -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
     }
+    // Handlers first: once the path is printed, SIGINT/SIGTERM must find them installed
+    // (a signal in between would kill the process and leave the kubeconfig behind).
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let server = gitseal_testkit::TestServer::start_with(config)
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
@@ -67,10 +72,8 @@ async fn run() -> Result<(), String> {
     println!("{}", path.display());
     let _ = std::io::stdout().flush();
     eprintln!("serving {} (kubeconfig {})", server.url(), path.display());
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| e.to_string())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
     drop(server);
