@@ -1858,7 +1858,7 @@ fn call_function<'d>(name: &str, mut a: Vec<Value<'d>>) -> Result<Value<'d>, Str
             Err(at) => out.extend(format!("illegal base64 data at input byte {at}").as_bytes()),
         },
         "sha256sum" => {
-            for b in sha256(s(0)) {
+            for b in gitseal_crypto::primitives::sha256(s(0)) {
                 let _ = write!(out, "{b:02x}");
             }
         }
@@ -1919,7 +1919,8 @@ fn index<'d>(mut item: Value<'d>, indexes: &[Value<'d>]) -> Result<Value<'d>, St
             (Value::Str(s), Value::Int(i)) => match usize::try_from(*i) {
                 Ok(i) if i < s.len() => Value::Int(i64::from(s[i])),
                 Ok(i) if i == s.len() => return Err("reflect: string index out of range".into()),
-                _ => return Err(format!("index out of range: {i}")),
+                // Go prints the index; here it may come from a secret, so it is left out.
+                _ => return Err("index out of range".into()),
             },
             (Value::Str(_), Value::Nil) => return Err("cannot index slice/array with nil".into()),
             (Value::Str(_), other) => {
@@ -2352,11 +2353,10 @@ fn nospace(out: &mut Buf, s: &[u8]) {
     }
 }
 
+/// The first position of `needle` in `haystack`, in linear time: templates reach this
+/// from `/v1/verify` too, so a quadratic search would let one request occupy a CPU.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Go's `strings.Replace(src, old, new, -1)`.
@@ -2457,11 +2457,6 @@ fn go_base64_decode(src: &[u8]) -> Result<Buf, usize> {
             return Ok(out);
         }
     }
-}
-
-/// SHA-256, for `sha256sum`.
-fn sha256(data: &[u8]) -> [u8; 32] {
-    gitseal_crypto::primitives::sha256(data)
 }
 
 #[cfg(test)]
@@ -2789,7 +2784,7 @@ mod tests {
             ),
             (
                 "{{ index .user 99 }}",
-                "template: password:1:3: executing \"password\" at <index .user 99>: error calling index: index out of range: 99",
+                "template: password:1:3: executing \"password\" at <index .user 99>: error calling index: index out of range",
             ),
             (
                 "{{ eq .user 1 }}",
@@ -2862,6 +2857,18 @@ mod tests {
     }
 
     #[test]
+    fn an_index_taken_from_a_secret_is_not_shown() {
+        // The first byte of the password ('P' = 80) as an index past the end of "".
+        let data = BTreeMap::from([("password".to_string(), b"Pa55".to_vec())]);
+        let err = Template::parse("password", "{{ index \"\" (index .password 0) }}")
+            .and_then(|t| t.render(&data))
+            .expect_err("out of range")
+            .to_string();
+        assert!(err.ends_with("index out of range"), "{err}");
+        assert!(!err.contains("80"), "{err}");
+    }
+
+    #[test]
     fn binary_values_pass_through_and_escape_like_go() {
         let data = BTreeMap::from([("bin".to_string(), vec![0xff, 0x00, 0xc3, b'a'])]);
         let render = |source: &str| {
@@ -2914,7 +2921,7 @@ mod tests {
     #[test]
     fn sha256_matches_known_digests() {
         let hex = |data: &[u8]| {
-            sha256(data)
+            gitseal_crypto::primitives::sha256(data)
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
