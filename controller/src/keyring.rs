@@ -70,17 +70,12 @@ impl Keys {
 
     /// Keys in the order to try them: `preferred` first, then the others newest first.
     pub fn ordered(&self, preferred: Option<&str>) -> Vec<Arc<SealingKey>> {
-        let first = preferred.and_then(|id| self.by_id(id)).cloned();
-        first
+        let first = preferred.and_then(|id| self.by_id(id));
+        let others = self
+            .keys
             .iter()
-            .cloned()
-            .chain(
-                self.keys
-                    .iter()
-                    .filter(|k| Some(&k.id) != first.as_ref().map(|f| &f.id))
-                    .cloned(),
-            )
-            .collect()
+            .filter(|k| first.is_none_or(|f| f.id != k.id));
+        first.into_iter().chain(others).cloned().collect()
     }
 }
 

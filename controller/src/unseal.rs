@@ -214,14 +214,13 @@ fn take_v1_data(
     string_data: &BTreeMap<String, String>,
     out: &mut Unsealed,
 ) -> Result<(), String> {
-    let secret = (data, string_data);
-    for (key, value) in secret.0 {
+    for (key, value) in data {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value.as_bytes())
             .map_err(|_| format!("the deprecated spec.data item {key} is not base64"))?;
         out.data.insert(key.clone(), Zeroizing::new(bytes));
     }
-    for (key, value) in secret.1 {
+    for (key, value) in string_data {
         out.data
             .insert(key.clone(), Zeroizing::new(value.as_bytes().to_vec()));
     }
