@@ -162,7 +162,19 @@ async fn main() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn start_controller(kubeconfig: &std::path::Path) -> (Child, String) {
+/// The controller process, killed if the benchmark fails before [`stop`].
+struct Controller(Option<Child>);
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_controller(kubeconfig: &std::path::Path) -> (Controller, String) {
     let port = |_| {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -180,11 +192,15 @@ fn start_controller(kubeconfig: &std::path::Path) -> (Child, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    (child, format!("http://127.0.0.1:{metrics}/metrics"))
+    (
+        Controller(Some(child)),
+        format!("http://127.0.0.1:{metrics}/metrics"),
+    )
 }
 
 /// Stops the controller; returns its peak resident memory in MiB.
-fn stop(mut child: Child) -> f64 {
+fn stop(mut controller: Controller) -> f64 {
+    let mut child = controller.0.take().expect("running");
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let peak_kib: f64 = status
@@ -219,7 +235,9 @@ async fn wait_until(secrets: &Api<Secret>, objects: usize, started: Instant) {
 }
 
 async fn scrape(url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        assert!(Instant::now() < deadline, "no metrics at {url}");
         if let Ok(response) = reqwest::get(url).await
             && let Ok(text) = response.text().await
         {

@@ -24,7 +24,8 @@ async fn debug_logs_hold_no_secret_values() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gitseal-controller"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gitseal-controller"));
+    command
         .args([
             "--log-level=DEBUG",
             "--key-size=2048",
@@ -33,13 +34,8 @@ async fn debug_logs_hold_no_secret_values() {
         ])
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", CONTROLLER_NS)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the controller starts");
-    // Drained from the start: a full pipe would block the controller's logging.
-    let output = Output::drain(&mut child);
+        .env_remove("RUST_LOG");
+    let controller = Controller::spawn(command);
     let url = format!("http://127.0.0.1:{port}/v1/cert.pem");
     let pem = wait_for("the certificate", || async {
         let response = reqwest::get(&url).await.ok()?;
@@ -65,7 +61,7 @@ async fn debug_logs_hold_no_secret_values() {
     secret_with(&cluster, "app", "password", secrets[0]).await;
     // SIGUSR1: the leader makes a new key and the process lives on.
     Command::new("kill")
-        .args(["-USR1", &child.id().to_string()])
+        .args(["-USR1", &controller.pid()])
         .status()
         .unwrap();
     let items = sealed_items(
@@ -97,7 +93,7 @@ async fn debug_logs_hold_no_secret_values() {
     )
     .await;
     if failed.is_err() {
-        let log = output.stop(child);
+        let log = controller.stop();
         panic!("no Synced=False for `wrong`; controller output:\n{log}");
     }
     let http = reqwest::Client::new();
@@ -114,7 +110,7 @@ async fn debug_logs_hold_no_secret_values() {
     }
 
     // SIGTERM: graceful shutdown, then read everything it wrote.
-    let log = output.stop(child);
+    let log = controller.stop();
     assert!(log.contains("DEBUG"), "debug logging was on:\n{log}");
     assert!(log.contains("Secret updated"), "the scenario ran:\n{log}");
     assert!(
@@ -132,39 +128,62 @@ async fn debug_logs_hold_no_secret_values() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Everything the controller writes, read on two threads while it runs.
-struct Output {
-    stdout: JoinHandle<Vec<u8>>,
-    stderr: JoinHandle<Vec<u8>>,
+/// The controller binary, its output read on two threads while it runs (a full pipe would
+/// block its logging); killed if the test ends before [`Controller::stop`].
+struct Controller {
+    child: Option<Child>,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
-impl Output {
-    fn drain(child: &mut Child) -> Self {
-        fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
-            std::thread::spawn(move || {
+impl Controller {
+    fn spawn(mut command: Command) -> Self {
+        fn reader(mut pipe: impl Read + Send + 'static) -> Option<JoinHandle<Vec<u8>>> {
+            Some(std::thread::spawn(move || {
                 let mut buffer = Vec::new();
                 pipe.read_to_end(&mut buffer).ok();
                 buffer
-            })
+            }))
         }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the controller starts");
         Self {
             stdout: reader(child.stdout.take().expect("stdout piped")),
             stderr: reader(child.stderr.take().expect("stderr piped")),
+            child: Some(child),
         }
     }
 
+    fn pid(&self) -> String {
+        self.child.as_ref().expect("running").id().to_string()
+    }
+
     /// Stops the controller with SIGTERM (a graceful shutdown) and returns all it wrote.
-    fn stop(self, mut child: Child) -> String {
+    fn stop(mut self) -> String {
+        let mut child = self.child.take().expect("running");
         let pid = child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         child.wait().unwrap();
-        let stdout = self.stdout.join().unwrap();
-        let stderr = self.stderr.join().unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        )
+        let mut log = String::new();
+        for pipe in [self.stdout.take(), self.stderr.take()]
+            .into_iter()
+            .flatten()
+        {
+            log.push_str(&String::from_utf8_lossy(&pipe.join().unwrap()));
+        }
+        log
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 
 mod common;
 
-use clap::Parser;
 use common::*;
 use gitseal_api::SealedSecret;
 use gitseal_crypto::sealed::Scope;
@@ -88,22 +87,6 @@ async fn restricted_client(cluster: &Cluster, rules: Vec<Rule>) -> kube::Client 
     restricted
 }
 
-/// Starts the controller with `client` and the chart's namespace `flags`.
-async fn start(client: kube::Client, flags: &[String]) -> gitseal_controller::Running {
-    let mut args = vec![
-        "gitseal-controller".to_owned(),
-        "--listen-addr=127.0.0.1:0".into(),
-        "--listen-metrics-addr=127.0.0.1:0".into(),
-        format!("--namespace={CONTROLLER_NS}"),
-        "--key-size=2048".into(),
-    ];
-    args.extend_from_slice(flags);
-    let config = gitseal_controller::Config::try_parse_from(args).unwrap();
-    gitseal_controller::start(config, client, "rbac".into())
-        .await
-        .expect("starts with the chart's permissions")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_needs_no_more_than_the_charts_rbac() {
     let Some(helm) = gitseal_tests::tool("helm", "GITSEAL_HELM") else {
@@ -112,7 +95,9 @@ async fn the_controller_needs_no_more_than_the_charts_rbac() {
     let cluster = Cluster::start().await;
     let (rules, flags) = render_chart(&helm, &[]);
     assert!(flags.is_empty(), "all namespaces by default: {flags:?}");
-    let controller = start(restricted_client(&cluster, rules).await, &flags).await;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let controller =
+        controller_with(restricted_client(&cluster, rules).await, "rbac", &flags).await;
     let cert = certificate(&controller).await;
     cluster
         .create(sealed_secret(&cert, "db", &[("password", "s3cr3t")]))
@@ -149,7 +134,9 @@ async fn namespaced_roles_confine_the_controller_to_its_namespaces() {
         flags,
         ["--all-namespaces=false", "--additional-namespaces=prod"]
     );
-    let controller = start(restricted_client(&cluster, rules).await, &flags).await;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let controller =
+        controller_with(restricted_client(&cluster, rules).await, "rbac", &flags).await;
     let cert = certificate(&controller).await;
     // A SealedSecret outside the watched namespaces is left alone...
     let outside = json!({

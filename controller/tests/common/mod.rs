@@ -62,18 +62,7 @@ impl Cluster {
 
     /// Starts a controller replica with `extra` flags (2048-bit keys for speed).
     pub async fn controller(&self, identity: &str, extra: &[&str]) -> Running {
-        let mut args = vec![
-            "gitseal-controller",
-            "--listen-addr=127.0.0.1:0",
-            "--listen-metrics-addr=127.0.0.1:0",
-            "--namespace=kube-system",
-            "--key-size=2048",
-        ];
-        args.extend_from_slice(extra);
-        let config = Config::try_parse_from(args).expect("flags parse");
-        gitseal_controller::start(config, self.client.clone(), identity.into())
-            .await
-            .expect("controller starts")
+        controller_with(self.client.clone(), identity, extra).await
     }
 
     pub fn sealed_secrets(&self) -> Api<SealedSecret> {
@@ -102,6 +91,22 @@ impl Cluster {
             .await
             .expect("SealedSecret created")
     }
+}
+
+/// Starts a controller replica on `client` with `extra` flags (2048-bit keys for speed).
+pub async fn controller_with(client: kube::Client, identity: &str, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "gitseal-controller",
+        "--listen-addr=127.0.0.1:0",
+        "--listen-metrics-addr=127.0.0.1:0",
+        "--namespace=kube-system",
+        "--key-size=2048",
+    ];
+    args.extend_from_slice(extra);
+    let config = Config::try_parse_from(args).expect("flags parse");
+    gitseal_controller::start(config, client, identity.into())
+        .await
+        .expect("controller starts")
 }
 
 /// The controller's current certificate, from its HTTP API.
@@ -151,7 +156,7 @@ pub fn sealed_secret(cert: &Certificate, name: &str, items: &[(&str, &str)]) -> 
     })
 }
 
-/// Polls `probe` until it yields a value (20 s at most).
+/// Polls `probe` until it yields a value (30 s at most).
 pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
