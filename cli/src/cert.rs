@@ -1,7 +1,7 @@
 //! `gitseal cert`: show the controller certificate a repository seals to.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use gitseal_crypto::sealed::Certificate;
@@ -22,11 +22,6 @@ pub struct Args {
     /// Describe the certificate (fingerprint, validity, key size) instead of printing it.
     #[arg(long)]
     pub info: bool,
-}
-
-fn timestamp(secs: i64) -> String {
-    let time = UNIX_EPOCH + Duration::from_secs(secs.max(0).unsigned_abs());
-    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// Runs `gitseal cert`.
@@ -54,15 +49,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "certificate:        {}", args.cert)?;
     writeln!(out, "SHA-256 fingerprint: {}", cert.sha256_fingerprint())?;
     writeln!(out, "public key:         RSA {} bits", key.bits())?;
-    writeln!(
-        out,
-        "valid from:         {}",
-        timestamp(cert.not_before_unix())
-    )?;
+    writeln!(out, "valid from:         {}", cert.not_before_rfc3339())?;
     writeln!(
         out,
         "valid until:        {} ({status})",
-        timestamp(cert.not_after_unix())
+        cert.not_after_rfc3339()
     )?;
     Ok(())
 }

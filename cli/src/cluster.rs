@@ -74,8 +74,8 @@ impl Overrides {
             config.auth_info.token_file = None;
         }
         if let Some(path) = &self.certificate_authority {
-            let pem =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let pem = crate::file::read(path, gitseal_crypto::limits::KEY_MATERIAL)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             let ders = pem::parse_many(&pem)
                 .with_context(|| format!("{} is not PEM", path.display()))?
                 .into_iter()

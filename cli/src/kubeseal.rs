@@ -2,14 +2,16 @@
 //! as `kubeseal`. Same flags, defaults, `SEALED_SECRETS_*` environment variables, mode
 //! precedence, output and error texts as Bitnami's kubeseal.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
+use gitseal_crypto::limits;
 use gitseal_crypto::sealed::{Certificate, PublicKey, Scope, seal};
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use crate::manifest::{self, Format};
 use crate::sealing::{self, SealOptions};
@@ -137,8 +139,8 @@ fn kubeconfig_namespace(args: &Args) -> Option<String> {
     } else {
         PathBuf::from(std::env::var_os("HOME")?).join(".kube/config")
     };
-    let text = std::fs::read_to_string(path).ok()?;
-    let config: Value = serde_saphyr::from_str(&text).ok()?;
+    let text = crate::file::read(&path, limits::MANIFEST).ok()?;
+    let config = manifest::parse_documents(&text).ok()?.into_iter().next()?;
     let context = args
         .context
         .clone()
@@ -153,61 +155,61 @@ fn kubeconfig_namespace(args: &Args) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Reads `--cert`: a path, `file://` URL or (later) `http(s)://` URL.
+/// How long fetching `--cert` from an `http(s)://` URL may take, connection included.
+const CERT_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads `--cert`: a path, `file://` URL or `http(s)://` URL, bounded in size (and, from
+/// the network, in time).
 pub fn read_cert_source(cert: &str) -> anyhow::Result<Vec<u8>> {
     let scheme = cert.split_once("://").map(|(s, _)| s);
-    match scheme {
-        None => std::fs::read(cert).with_context(|| format!("cannot read certificate {cert:?}")),
-        Some(s) if s.len() == 1 => {
-            std::fs::read(cert).with_context(|| format!("cannot read certificate {cert:?}"))
-        }
-        Some("file") => {
-            let path = &cert["file://".len()..];
-            std::fs::read(path).with_context(|| format!("cannot read certificate {path:?}"))
-        }
-        Some("http" | "https") => {
-            // Proxy settings come from the environment, as with kubeseal.
-            let response =
-                reqwest::blocking::get(cert).with_context(|| format!("cannot fetch {cert:?}"))?;
-            if response.status() != reqwest::StatusCode::OK {
-                bail!("cannot fetch {cert:?}: {}", response.status());
-            }
-            Ok(response
-                .bytes()
-                .with_context(|| format!("cannot fetch {cert:?}"))?
-                .to_vec())
-        }
+    let path = match scheme {
+        None => cert,
+        Some(s) if s.len() == 1 => cert,
+        Some("file") => &cert["file://".len()..],
+        Some("http" | "https") => return download_cert(cert),
         Some(other) => bail!(
             "unsupported certificate URL scheme {other:?} in {cert:?}: use a file path, file://, http:// or https://"
         ),
-    }
+    };
+    Ok(crate::file::read(Path::new(path), limits::KEY_MATERIAL)
+        .with_context(|| format!("cannot read certificate {path:?}"))?
+        .to_vec())
 }
 
-fn read_input(args: &Args) -> anyhow::Result<Vec<u8>> {
-    let mut input = Vec::new();
+/// `GET`s a certificate; proxy settings come from the environment, as with kubeseal.
+fn download_cert(url: &str) -> anyhow::Result<Vec<u8>> {
+    let response = reqwest::blocking::Client::builder()
+        .timeout(CERT_FETCH_TIMEOUT)
+        .build()
+        .and_then(|client| client.get(url).send())
+        .with_context(|| format!("cannot fetch {url:?}"))?;
+    if response.status() != reqwest::StatusCode::OK {
+        bail!("cannot fetch {url:?}: {}", response.status());
+    }
+    let hint = response.content_length().unwrap_or(0);
+    Ok(crate::file::read_from(response, limits::KEY_MATERIAL, hint)
+        .with_context(|| format!("cannot fetch {url:?}"))?
+        .to_vec())
+}
+
+/// The Secret or SealedSecret manifests to work on: `-f FILE` or standard input.
+fn read_input(args: &Args) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     match &args.secret_file {
-        Some(path) => {
-            input =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        }
+        Some(path) => crate::file::read(path, limits::MANIFEST)
+            .with_context(|| format!("cannot read {}", path.display())),
         None => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
+            if std::io::stdin().is_terminal() {
                 eprintln!("(tty detected: expecting json/yaml k8s resource in stdin)");
             }
-            stdin
-                .lock()
-                .read_to_end(&mut input)
-                .context("cannot read standard input")?;
+            crate::file::read_stdin(limits::MANIFEST).context("cannot read standard input")
         }
     }
-    Ok(input)
 }
 
 /// Writes the result to `-w` (atomically) or to `out`.
 fn emit(args: &Args, out: &mut dyn Write, bytes: &[u8]) -> anyhow::Result<()> {
     match &args.sealed_secret_file {
-        Some(path) => manifest::write_atomic(path, bytes),
+        Some(path) => crate::file::write_atomic(path, bytes),
         None => out.write_all(bytes).context("cannot write the output"),
     }
 }
@@ -242,13 +244,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let format = output_format(args);
 
     if args.recovery_unseal {
-        let mut contents = Vec::new();
-        for path in &args.recovery_private_key {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            contents.push((path.display().to_string(), bytes));
-        }
-        let keyring = sealing::load_recovery_keys(&contents)?;
+        let keyring = sealing::load_recovery_key_files(&args.recovery_private_key)?;
         let mut rendered = String::new();
         for document in manifest::parse_documents(&read_input(args)?)? {
             let secret = sealing::unseal_sealed_secret(document, &keyring)?;
@@ -284,7 +280,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         if args.re_encrypt {
             return match (&args.secret_file, &args.sealed_secret_file) {
                 // Like kubeseal: with -f and no -w, the input file is rewritten in place.
-                (Some(input), None) => manifest::write_atomic(input, rendered.as_bytes()),
+                (Some(input), None) => crate::file::write_atomic(input, rendered.as_bytes()),
                 _ => emit(args, out, rendered.as_bytes()),
             };
         }
@@ -366,17 +362,11 @@ fn raw(args: &Args, out: &mut dyn Write, options: &SealOptions<'_>) -> anyhow::R
         bail!("must provide the --name flag with --raw and --scope strict");
     }
     let plaintext = match args.from_file.as_slice() {
-        [] => {
-            let mut input = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut input)
-                .context("cannot read standard input")?;
-            input
-        }
+        [] => crate::file::read_stdin(limits::MANIFEST).context("cannot read standard input")?,
         [spec] => {
             let path = spec.split_once('=').map_or(spec.as_str(), |(_, p)| p);
-            std::fs::read(path).with_context(|| format!("cannot read {path}"))?
+            crate::file::read(Path::new(path), limits::MANIFEST)
+                .with_context(|| format!("cannot read {path}"))?
         }
         _ => bail!("must provide exactly one --from-file with --raw"),
     };
@@ -394,12 +384,17 @@ fn merge_into(
     options: &SealOptions<'_>,
     format: Format,
 ) -> anyhow::Result<()> {
-    let original =
-        std::fs::read(target).with_context(|| format!("cannot read {}", target.display()))?;
-    let mut existing = manifest::parse_documents(&original)?
-        .into_iter()
-        .next()
-        .with_context(|| format!("{} holds no SealedSecret", target.display()))?;
+    let original = crate::file::read(target, limits::MANIFEST)
+        .with_context(|| format!("cannot read {}", target.display()))?;
+    let mut existing = match <[Value; 1]>::try_from(manifest::parse_documents(&original)?) {
+        Ok([document]) if is_sealed_secret(&document) => document,
+        // Rewriting a file of several documents would drop all but one, and rewriting a
+        // Secret or ConfigMap would keep its plaintext beside the sealed items.
+        _ => bail!(
+            "{} must hold exactly one SealedSecret (bitnami.com/v1alpha1) to merge into",
+            target.display()
+        ),
+    };
     let name = manifest::text(&existing, "/metadata/name")
         .unwrap_or_default()
         .to_owned();
@@ -433,7 +428,13 @@ fn merge_into(
             );
         }
     }
-    manifest::write_atomic(target, manifest::render(&existing, format)?.as_bytes())
+    crate::file::write_atomic(target, manifest::render(&existing, format)?.as_bytes())
+}
+
+/// Whether `document` is a `bitnami.com/v1alpha1` SealedSecret.
+fn is_sealed_secret(document: &Value) -> bool {
+    manifest::text(document, "/kind") == Some("SealedSecret")
+        && manifest::text(document, "/apiVersion") == Some("bitnami.com/v1alpha1")
 }
 
 /// Copies the entries of `from` into the object at `pointer` under `root`, creating it.

@@ -8,6 +8,7 @@ pub mod cert;
 pub mod check;
 pub mod cluster;
 pub mod demo;
+pub mod file;
 pub mod kubeseal;
 pub mod manifest;
 pub mod reseal;
@@ -90,7 +91,6 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
 
 /// Writes a new age identity with its public key, as `age-keygen` does.
 fn keygen(output: Option<&std::path::Path>, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-    use anyhow::Context;
     let identity = gitseal_crypto::keys::age::AgeIdentities::generate();
     let recipient = identity.recipients().remove(0);
     let created = gitseal_crypto::sops::metadata::now();
@@ -100,18 +100,7 @@ fn keygen(output: Option<&std::path::Path>, out: &mut dyn std::io::Write) -> any
     ));
     match output {
         Some(path) => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| {
-                    format!("cannot create {} (it must not exist yet)", path.display())
-                })?;
-            file.write_all(text.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            file::create_private_file(path, text.as_bytes())?;
             eprintln!("Public key: {recipient}");
         }
         None => out.write_all(text.as_bytes())?,

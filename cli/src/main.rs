@@ -1,6 +1,7 @@
 //! The `gitseal` binary (also `kubeseal` and `sops` when invoked under those names).
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -18,6 +19,36 @@ fn parse<T: Parser>(args: Vec<OsString>, kubeseal: bool) -> Result<T, ExitCode> 
     })
 }
 
+/// Standard output that ends quietly when its reader goes away (`gitseal … | head`):
+/// after a broken pipe, output is discarded instead of failing the command.
+struct Stdout<W>(Option<W>);
+
+impl<W: Write> Write for Stdout<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let Some(out) = &mut self.0 else {
+            return Ok(bytes.len());
+        };
+        match out.write(bytes) {
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.0 = None;
+                Ok(bytes.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.as_mut().map(Write::flush) {
+            Some(Err(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.0 = None;
+                Ok(())
+            }
+            Some(other) => other,
+            None => Ok(()),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let invoked_as = args
@@ -32,7 +63,7 @@ fn main() -> ExitCode {
     if invoked_as != "kubeseal" && kubeseal {
         args.splice(..2, [OsString::from("gitseal kubeseal")]);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = Stdout(Some(std::io::stdout().lock()));
     let result = if kubeseal {
         match parse::<gitseal::kubeseal::Args>(args, true) {
             Ok(args) => gitseal::kubeseal::run(&args, &mut out),

@@ -2,7 +2,6 @@
 //! documents in, pretty JSON (2-space indent) or YAML (sorted keys, `---` before each
 //! document) out, files written atomically.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -30,20 +29,88 @@ impl std::str::FromStr for Format {
 }
 
 /// Parses a stream of JSON or YAML documents; empty documents are skipped.
+///
+/// The input may hold plaintext secrets, so an error says where the input is wrong, never
+/// what it says (see [`syntax_error`]). Nesting, aliases and node counts are bounded by
+/// `gitseal_crypto::limits`; callers bound the size when they read.
 pub fn parse_documents(input: &[u8]) -> anyhow::Result<Vec<Value>> {
-    let text = std::str::from_utf8(input).context("input is not UTF-8")?;
+    let text = std::str::from_utf8(input).map_err(|e| {
+        anyhow::anyhow!(
+            "input is not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        )
+    })?;
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
-        // One or more concatenated JSON documents.
+        // One or more concatenated JSON documents; serde_json stops at 128 levels, which
+        // is `limits::MAX_DEPTH`.
         let mut documents = Vec::new();
         for document in serde_json::Deserializer::from_str(trimmed).into_iter::<Value>() {
-            documents.push(document.context("invalid JSON input")?);
+            documents.push(
+                document.map_err(|e| {
+                    syntax_error("invalid JSON input", Some((e.line(), e.column())))
+                })?,
+            );
         }
         return Ok(documents);
     }
-    let documents: Vec<Value> = serde_saphyr::from_str_multiple(text)
-        .map_err(|e| anyhow::anyhow!("invalid YAML input: {e}"))?;
+    let documents: Vec<Value> = serde_saphyr::from_str_multiple_with_options(text, yaml_options())
+        .map_err(|e| yaml_error(&e))?;
     Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// The YAML reader's options: no source snippets in errors, and the limits of
+/// `gitseal_crypto::limits` (the SOPS reader applies the same ones).
+fn yaml_options() -> serde_saphyr::Options {
+    use gitseal_crypto::limits;
+    serde_saphyr::options! {
+        with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_depth: limits::MAX_DEPTH,
+            max_documents: 100_000,
+            max_nodes: limits::MAX_ALIAS_NODES * 4,
+            max_events: limits::MAX_ALIAS_NODES * 8,
+            max_total_scalar_bytes: limits::MANIFEST.bytes,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: limits::MAX_ALIAS_NODES,
+        },
+    }
+}
+
+/// A YAML reader error as [`syntax_error`] shows it.
+fn yaml_error(error: &serde_saphyr::Error) -> anyhow::Error {
+    use serde_saphyr::Error as E;
+    // The cause, under the wrappers that add an alias's locations or a snippet.
+    let mut cause = error;
+    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = cause {
+        cause = error;
+    }
+    let what = match cause {
+        E::Budget { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => {
+            "YAML input over the limits on nesting depth, aliases or size"
+        }
+        _ => "invalid YAML input",
+    };
+    let position = error
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| (l.line() as usize, l.column() as usize));
+    syntax_error(what, position)
+}
+
+/// The one rule for errors about input that may hold secrets: say what is wrong and
+/// where (line and column), never quote the input. Parser messages often quote the
+/// offending text (`invalid type: string "s3cr3t"`), and a manifest line is often a
+/// `password: …`.
+pub fn syntax_error(what: &str, position: Option<(usize, usize)>) -> anyhow::Error {
+    match position {
+        Some((line, column)) => anyhow::anyhow!("{what} at line {line}, column {column}"),
+        None => anyhow::anyhow!("{what}"),
+    }
 }
 
 /// The fields of `ObjectMeta` in the order Go's encoding/json writes them.
@@ -117,32 +184,6 @@ pub fn render(value: &Value, format: Format) -> anyhow::Result<String> {
     })
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced,
-/// then renamed over the target, so readers never see a partial file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().context("output path has no file name")?;
-    let temporary = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if let Err(error) = result {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(error).with_context(|| format!("cannot write {}", path.display()));
-    }
-    Ok(())
-}
-
 /// The output format a file name asks for: `.yaml`/`.yml` force YAML.
 pub fn format_for_path(path: &Path, default: Format) -> Format {
     match path.extension().and_then(|e| e.to_str()) {
@@ -152,7 +193,7 @@ pub fn format_for_path(path: &Path, default: Format) -> Format {
 }
 
 /// The files under `paths` (files are taken as given; directories are walked, skipping
-/// hidden entries and whatever `.gitignore`/`.ignore` files exclude), in a stable order.
+/// `.git` and whatever `.gitignore`/`.ignore` files exclude), in a stable order.
 pub fn walk(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
@@ -162,8 +203,12 @@ pub fn walk(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathB
             files.push(path.clone());
             continue;
         }
+        // Hidden files are walked too (a committed `.secrets/db.yaml` is still committed);
+        // only Git's own directory is skipped.
         let walker = ignore::WalkBuilder::new(path)
             .require_git(false)
+            .hidden(false)
+            .filter_entry(|entry| entry.file_name() != ".git")
             .sort_by_file_path(|a, b| a.cmp(b))
             .build();
         for entry in walker {
@@ -203,17 +248,5 @@ mod tests {
         let docs = parse_documents(b"{\"a\": 1}\n{\"b\": 2}").unwrap();
         assert_eq!(docs.len(), 2);
         assert!(parse_documents(b"a: [").is_err());
-    }
-
-    #[test]
-    fn atomic_write_replaces_whole_files() {
-        let dir = std::env::temp_dir().join(format!("gitseal-manifest-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("out.yaml");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,19 +2,24 @@
 //! in place. Each value is unsealed with the old keys and sealed again, under the same
 //! scope, to the new certificate; the new ciphertext replaces the old one in the file's
 //! text, so comments and layout stay as they were. Files whose values are all sealed to
-//! the new certificate already are not touched. Nothing is written when any file fails,
-//! unless `--keep-going`.
+//! the new certificate already are not touched. Files that are not valid YAML or JSON
+//! (templates, say) are skipped and listed.
+//!
+//! All or nothing: nothing is written when any file fails, and every file to rewrite is
+//! checked to be writable before the first is written, unless `--keep-going`. Should a
+//! write fail all the same, the files written and those not written are listed.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use gitseal_crypto::limits;
 use gitseal_crypto::sealed::{Keyring, seal};
 use serde_json::Value;
 
 use crate::kubeseal::sealing_key;
-use crate::manifest;
-use crate::sealing::{load_recovery_keys, scope_of};
+use crate::sealing::{load_recovery_key_files, scope_of};
+use crate::{file, manifest};
 
 /// Examples shown by `gitseal reseal --help`.
 pub const EXAMPLES: &str = "Examples:
@@ -50,16 +55,26 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-/// The new text of a file, or `None` when nothing in it changes; with the number of values
-/// resealed.
+/// What resealing one file amounts to.
+enum Outcome {
+    /// Nothing to change.
+    Unchanged,
+    /// Not a manifest gitseal can read (the reason); not touched.
+    Skipped(String),
+    /// The new text, and the number of values resealed.
+    Changed(String, usize),
+}
+
+/// Reseals the SealedSecrets in a file's `text`.
 fn reseal_file(
     text: &str,
     keyring: &Keyring,
     new_key_index: Option<usize>,
     key: &gitseal_crypto::sealed::PublicKey,
-) -> anyhow::Result<(Option<String>, usize)> {
-    let Ok(documents) = manifest::parse_documents(text.as_bytes()) else {
-        return Ok((None, 0));
+) -> anyhow::Result<Outcome> {
+    let documents = match manifest::parse_documents(text.as_bytes()) {
+        Ok(documents) => documents,
+        Err(error) => return Ok(Outcome::Skipped(format!("{error:#}"))),
     };
     let mut replacements = Vec::new();
     for document in documents
@@ -94,7 +109,7 @@ fn reseal_file(
         }
     }
     if replacements.is_empty() {
-        return Ok((None, 0));
+        return Ok(Outcome::Unchanged);
     }
     let mut new = text.to_owned();
     for (old, fresh) in &replacements {
@@ -105,19 +120,78 @@ fn reseal_file(
         }
         new = new.replace(old.as_str(), fresh);
     }
-    Ok((Some(new), replacements.len()))
+    Ok(Outcome::Changed(new, replacements.len()))
+}
+
+/// Reads a file to reseal and reseals it.
+fn reseal_path(
+    path: &Path,
+    keyring: &Keyring,
+    new_key_index: Option<usize>,
+    key: &gitseal_crypto::sealed::PublicKey,
+) -> anyhow::Result<Outcome> {
+    let bytes = file::read(path, limits::MANIFEST)?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(Outcome::Skipped("not UTF-8".into()));
+    };
+    reseal_file(text, keyring, new_key_index, key)
+}
+
+/// A file to rewrite.
+struct Change {
+    path: PathBuf,
+    text: String,
+    values: usize,
+}
+
+/// What writing the changed files did.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Written {
+    files: usize,
+    values: usize,
+    failed: usize,
+}
+
+/// Writes `changes` in order with `write`; without `keep_going` it stops at the first
+/// failure. When some file is not written, every file is listed as `written:` or `not
+/// written:`, so that nobody has to guess what a failed run changed.
+fn write_changes(
+    changes: &[&Change],
+    keep_going: bool,
+    out: &mut dyn Write,
+    mut write: impl FnMut(&Path, &[u8]) -> anyhow::Result<()>,
+) -> std::io::Result<Written> {
+    let mut result = Written::default();
+    let mut done = vec![false; changes.len()];
+    for (i, change) in changes.iter().enumerate() {
+        match write(&change.path, change.text.as_bytes()) {
+            Ok(()) => {
+                done[i] = true;
+                result.files += 1;
+                result.values += change.values;
+            }
+            Err(error) => {
+                writeln!(out, "failed: {error:#}")?;
+                result.failed += 1;
+                if !keep_going {
+                    break;
+                }
+            }
+        }
+    }
+    if result.files < changes.len() {
+        for (change, done) in changes.iter().zip(&done) {
+            let label = if *done { "written" } else { "not written" };
+            writeln!(out, "{label}: {}", change.path.display())?;
+        }
+    }
+    Ok(result)
 }
 
 /// Runs `gitseal reseal`.
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let key = sealing_key(&args.cert)?;
-    let mut contents = Vec::new();
-    for path in &args.private_key {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        contents.push((path.display().to_string(), bytes));
-    }
-    let keyring = load_recovery_keys(&contents)?;
+    let keyring = load_recovery_key_files(&args.private_key)?;
     let new_key_index = keyring
         .keys()
         .iter()
@@ -138,7 +212,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
     let chunk = files.len().div_ceil(workers).max(1);
-    let results: Vec<anyhow::Result<(Option<String>, usize)>> = std::thread::scope(|scope| {
+    let results: Vec<anyhow::Result<Outcome>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
@@ -146,9 +220,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
                 scope.spawn(move || {
                     part.iter()
                         .map(|file| {
-                            let result = std::fs::read_to_string(file)
-                                .map_err(anyhow::Error::from)
-                                .and_then(|text| reseal_file(&text, keyring, new_key_index, key));
+                            let result = reseal_path(file, keyring, new_key_index, key);
                             let count = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                             if progress {
                                 eprint!("\r\x1b[2K[{count}/{total}] {}", file.display());
@@ -164,45 +236,146 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             .flat_map(|h| h.join().expect("a reseal worker panicked"))
             .collect()
     });
-    let (mut changed, mut failures, mut values) = (Vec::new(), Vec::new(), 0);
+    let (mut changed, mut failures, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     for (file, result) in files.iter().zip(results) {
         match result {
-            Ok((Some(new), count)) => {
-                values += count;
-                changed.push((file.clone(), new));
-            }
-            Ok((None, _)) => {}
+            Ok(Outcome::Changed(text, values)) => changed.push(Change {
+                path: file.clone(),
+                text,
+                values,
+            }),
+            Ok(Outcome::Unchanged) => {}
+            Ok(Outcome::Skipped(reason)) => skipped.push(format!("{}: {reason}", file.display())),
             Err(e) => failures.push(format!("{}: {e:#}", file.display())),
         }
     }
     if progress {
         eprint!("\r\x1b[2K");
     }
+    for skip in &skipped {
+        writeln!(out, "skipped (not a manifest): {skip}")?;
+    }
     for failure in &failures {
         writeln!(out, "failed: {failure}")?;
     }
-    let write = !args.dry_run && (failures.is_empty() || args.keep_going);
-    if write {
-        for (file, new) in &changed {
-            manifest::write_atomic(file, new.as_bytes())?;
-        }
-    }
-    let verb = if write { "resealed" } else { "would reseal" };
-    writeln!(
-        out,
-        "{verb} {values} value(s) in {} file(s); {} file(s) scanned, {} failed",
-        changed.len(),
-        files.len(),
-        failures.len()
-    )?;
-    if !failures.is_empty() {
-        if !args.keep_going {
+    let scanned = files.len();
+    let summary = |out: &mut dyn Write, verb: &str, values: usize, files: usize, failed: usize| {
+        writeln!(
+            out,
+            "{verb} {values} value(s) in {files} file(s); {scanned} file(s) scanned, {failed} failed"
+        )
+    };
+    let all_values = changed.iter().map(|c| c.values).sum();
+    if args.dry_run || (!failures.is_empty() && !args.keep_going) {
+        summary(
+            out,
+            "would reseal",
+            all_values,
+            changed.len(),
+            failures.len(),
+        )?;
+        if !failures.is_empty() {
             bail!(
                 "nothing was written because {} file(s) failed (use --keep-going to write the others)",
                 failures.len()
             );
         }
-        bail!("{} file(s) failed", failures.len());
+        return Ok(());
+    }
+    // Every target is checked before the first write, so that one that cannot be written
+    // stops the run before it has changed anything.
+    let mut writable = Vec::new();
+    let mut unwritable = Vec::new();
+    for change in &changed {
+        match file::check_writable(&change.path) {
+            Ok(()) => writable.push(change),
+            Err(error) => {
+                writeln!(out, "failed: {error:#}")?;
+                unwritable.push(change);
+            }
+        }
+    }
+    if !unwritable.is_empty() && !args.keep_going {
+        let failed = failures.len() + unwritable.len();
+        summary(out, "would reseal", all_values, changed.len(), failed)?;
+        bail!(
+            "nothing was written because {} file(s) cannot be written (use --keep-going to write the others)",
+            unwritable.len()
+        );
+    }
+    for change in &unwritable {
+        writeln!(out, "not written: {}", change.path.display())?;
+    }
+    let written = write_changes(&writable, args.keep_going, out, |path, bytes| {
+        file::write_atomic(path, bytes)
+    })?;
+    let failed = failures.len() + unwritable.len() + written.failed;
+    summary(out, "resealed", written.values, written.files, failed)?;
+    if written.failed > 0 && !args.keep_going {
+        bail!(
+            "a write failed after {} of {} file(s) were written; the files written and not written are listed above",
+            written.files,
+            writable.len()
+        );
+    }
+    if failed > 0 {
+        bail!("{failed} file(s) failed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_lists_what_was_written_and_what_was_not() {
+        let changes: Vec<Change> = ["a.yaml", "b.yaml", "c.yaml"]
+            .into_iter()
+            .map(|name| Change {
+                path: PathBuf::from(name),
+                text: String::new(),
+                values: 2,
+            })
+            .collect();
+        let changes: Vec<&Change> = changes.iter().collect();
+        let fail_b = |path: &Path, _: &[u8]| {
+            if path == Path::new("b.yaml") {
+                bail!("cannot write b.yaml: disk full")
+            }
+            Ok(())
+        };
+        let mut out = Vec::new();
+        let written = write_changes(&changes, false, &mut out, fail_b).unwrap();
+        assert_eq!(
+            written,
+            Written {
+                files: 1,
+                values: 2,
+                failed: 1
+            }
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "failed: cannot write b.yaml: disk full\nwritten: a.yaml\nnot written: b.yaml\n\
+             not written: c.yaml\n"
+        );
+
+        let mut out = Vec::new();
+        let written = write_changes(&changes, true, &mut out, fail_b).unwrap();
+        assert_eq!((written.files, written.failed), (2, 1));
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .ends_with("not written: b.yaml\nwritten: c.yaml\n")
+        );
+
+        let mut out = Vec::new();
+        let written = write_changes(&changes, false, &mut out, |_, _| Ok(())).unwrap();
+        assert_eq!((written.files, written.values), (3, 6));
+        assert!(
+            out.is_empty(),
+            "nothing to list when every file was written"
+        );
+    }
 }

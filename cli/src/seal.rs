@@ -1,13 +1,13 @@
 //! `gitseal seal`: seal Secret manifests into SealedSecrets that are safe to commit.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use gitseal_crypto::sealed::Scope;
 
 use crate::kubeseal::{seal_documents, sealing_key};
-use crate::manifest::{self, Format};
+use crate::manifest::Format;
 use crate::sealing::SealOptions;
 
 /// Examples shown by `gitseal seal --help`.
@@ -52,21 +52,15 @@ pub struct Args {
 /// Runs `gitseal seal`.
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let key = sealing_key(&args.cert)?;
+    let limit = gitseal_crypto::limits::MANIFEST;
     let input = match args.input.as_deref() {
-        Some(path) if path.as_os_str() != "-" => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-        }
+        Some(path) if path.as_os_str() != "-" => crate::file::read(path, limit)
+            .with_context(|| format!("cannot read {}", path.display()))?,
         _ => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
+            if std::io::stdin().is_terminal() {
                 eprintln!("reading a Secret manifest from standard input (Ctrl-D to end)…");
             }
-            let mut buffer = Vec::new();
-            stdin
-                .lock()
-                .read_to_end(&mut buffer)
-                .context("cannot read standard input")?;
-            buffer
+            crate::file::read_stdin(limit).context("cannot read standard input")?
         }
     };
     let options = SealOptions {
@@ -87,7 +81,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
                 Some("yaml" | "yml") => Format::Yaml,
                 _ => args.format,
             };
-            manifest::write_atomic(path, seal_documents(&input, &options, format)?.as_bytes())
+            crate::file::write_atomic(path, seal_documents(&input, &options, format)?.as_bytes())
         }
         None => Ok(out.write_all(seal_documents(&input, &options, args.format)?.as_bytes())?),
     }

@@ -190,11 +190,24 @@ pub fn seal_secret(mut secret: Value, opts: &SealOptions<'_>) -> anyhow::Result<
     }))
 }
 
+/// Reads and loads the key files of `--recovery-private-key` / `--private-key` (see
+/// [`load_recovery_keys`]); what is read is wiped once the keys are loaded.
+pub fn load_recovery_key_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Keyring> {
+    let mut contents = Vec::with_capacity(paths.len());
+    for path in paths {
+        let bytes = crate::file::read(path, gitseal_crypto::limits::KEY_MATERIAL)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        contents.push((path.display().to_string(), bytes));
+    }
+    load_recovery_keys(&contents)
+}
+
 /// Loads private keys for `--recovery-unseal`: PEM keys (PKCS#1 or PKCS#8), Secrets with
 /// `data["tls.key"]` (JSON or YAML, one or many), or a `v1.List` backup of them.
-pub fn load_recovery_keys(contents: &[(String, Vec<u8>)]) -> anyhow::Result<Keyring> {
+pub fn load_recovery_keys(contents: &[(String, impl AsRef<[u8]>)]) -> anyhow::Result<Keyring> {
     let mut keys = Vec::new();
     for (name, bytes) in contents {
+        let bytes = bytes.as_ref();
         if let Ok(key) = PrivateKey::from_pem(bytes) {
             keys.push(key);
             continue;

@@ -61,10 +61,10 @@ pub struct Config {
     /// Label selector filtering the SealedSecrets handled.
     #[arg(long, env = "SEALED_SECRETS_LABEL_SELECTOR", default_value = "")]
     pub label_selector: String,
-    /// `/v1/verify` requests per second per client.
+    /// `/v1/verify` (and, separately, `/v1/rotate`) requests per second per client.
     #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT", default_value_t = 2)]
     pub rate_limit: u32,
-    /// `/v1/verify` burst per client.
+    /// `/v1/verify` (and, separately, `/v1/rotate`) burst per client.
     #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 2)]
     pub rate_limit_burst: u32,
     /// Write the `Synced` condition and `observedGeneration`.
@@ -159,6 +159,10 @@ pub struct Config {
     /// Concurrent reconciles (0: 4 per CPU); decryptions are further limited to one per CPU.
     #[arg(long, env = "SEALED_SECRETS_WORKERS", default_value_t = 0)]
     pub workers: u16,
+    /// Timeouts and limits of both HTTP listeners (not a flag: the defaults of
+    /// [`crate::server`]; tests shorten them).
+    #[arg(skip)]
+    pub http_limits: crate::server::HttpLimits,
 }
 
 impl Config {

@@ -161,15 +161,12 @@ pub async fn start(
         (api_listener, server::api_router(ctx.clone())),
         (metrics_listener, server::metrics_router(metrics.clone())),
     ] {
-        let mut stop = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("HTTP server: {e}");
-            }
-        }));
+        tasks.push(tokio::spawn(server::serve(
+            listener,
+            router,
+            config.http_limits.clone(),
+            shutdown_rx.clone(),
+        )));
     }
     tracing::info!(%api_addr, %metrics_addr, "HTTP API and metrics listening");
 

@@ -1,26 +1,177 @@
 //! The HTTP API (spec §3.6), served by every replica, and the metrics endpoint.
 //!
-//! `/healthz`, `/readyz`, `/v1/cert.pem`, `/v1/verify` (200/409, rate-limited with 429),
-//! `/v1/rotate`; `/metrics` on its own listener.
+//! `/healthz`, `/readyz`, `/v1/cert.pem`, `/v1/verify` (200/409) and `/v1/rotate`, both
+//! rate-limited per client with 429; `/metrics` on its own listener. [`serve`] serves each
+//! listener under [`HttpLimits`], so that idle or slow clients, however many, cannot take
+//! the file descriptors or keep `/healthz` and `/metrics` from answering.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use gitseal_api::SealedSecret;
 use gitseal_crypto::sealed::seal;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use kube::ResourceExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::context::Context;
 use crate::metrics::{HttpLabels, HttpPathLabels, Metrics};
 use crate::unseal::label_of;
+
+/// How long a client has to send a request's headers: 10 s. The clock also runs while a
+/// kept-alive connection waits for its next request, so this is the idle timeout too.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading a request's body and answering it may take: 30 s (then 408).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many connections one listener serves at once: 1,024. Connections over the limit
+/// get a 503 and are closed at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// The largest request body: 2 MiB (then 413).
+pub const MAX_BODY: usize = 2 << 20;
+/// How long a connection may last: 5 minutes. Then it ends after its current request (or
+/// [`REQUEST_TIMEOUT`] later), so that a client that stops reading its answer cannot keep
+/// a connection for ever.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+/// How long to wait after a failed `accept` (out of file descriptors, say).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The answer to a connection over [`HttpLimits::max_connections`].
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                      content-length: 21\r\nconnection: close\r\n\r\ntoo many connections\n";
+
+/// The limits under which [`serve`] serves a listener; the defaults are the constants of
+/// this module. Tests shorten them.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// [`HEADER_READ_TIMEOUT`]: for the headers of a request, and for the next request on
+    /// a kept-alive connection.
+    pub header_read_timeout: Duration,
+    /// [`REQUEST_TIMEOUT`]: for reading a request's body and answering it.
+    pub request_timeout: Duration,
+    /// [`MAX_CONNECTIONS`]: connections served at once.
+    pub max_connections: usize,
+    /// [`MAX_BODY`]: the largest request body in bytes.
+    pub max_body: usize,
+    /// [`MAX_CONNECTION_AGE`]: how long a connection may last.
+    pub max_connection_age: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            max_body: MAX_BODY,
+            max_connection_age: MAX_CONNECTION_AGE,
+        }
+    }
+}
+
+/// Serves `router` on `listener` under `limits` until `stop` turns true, then waits for
+/// the open connections to finish their requests (at most `limits.request_timeout`).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(limits.clone(), guard))
+        .layer(DefaultBodyLimit::max(limits.max_body));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("HTTP server: accepting a connection: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Over the limit: a 503 if the socket takes it now, and the connection closes.
+            tracing::debug!("HTTP server: connection limit reached, a connection is refused");
+            let _ = stream.try_write(BUSY);
+            continue;
+        };
+        tokio::spawn(connection(
+            stream,
+            router.clone(),
+            limits.clone(),
+            stop.clone(),
+            permit,
+        ));
+    }
+    drop(listener);
+    // Every permit back means every connection has ended.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(limits.request_timeout, connections.acquire_many(all)).await;
+}
+
+/// Serves one connection: headers within `header_read_timeout` (also between requests),
+/// a graceful end on `stop` or after `max_connection_age`, and a hard one
+/// `request_timeout` later. The permit counts the connection until it ends.
+async fn connection(
+    stream: TcpStream,
+    router: Router,
+    limits: HttpLimits,
+    mut stop: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("HTTP connection: {e}");
+            }
+            return;
+        }
+        () = stopped(&mut stop) => {}
+        () = tokio::time::sleep(limits.max_connection_age) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(limits.request_timeout, conn).await;
+}
+
+/// Resolves when `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Answers 413 at once to a body announced larger than `max_body` (a body that turns out
+/// larger gets it when read), and 408 when reading the body and answering take longer
+/// than `request_timeout`.
+async fn guard(State(limits): State<HttpLimits>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limits.max_body as u64) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+    }
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timeout\n").into_response(),
+    }
+}
 
 /// State of the HTTP handlers.
 #[derive(Clone)]
@@ -143,13 +294,22 @@ fn parse_body(body: &[u8]) -> Result<SealedSecret, String> {
     serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
-async fn verify(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+/// A 429 when the client (by `X-Forwarded-For`, as upstream) has used up its requests
+/// to `path`; each path has its own buckets.
+fn rate_limited(api: &Api, path: &str, headers: &HeaderMap) -> Option<Response> {
     let client = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !api.limiter.allow(&format!("/v1/verify|{client}")) {
-        return (StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n").into_response();
+    if api.limiter.allow(&format!("{path}|{client}")) {
+        return None;
+    }
+    Some((StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n").into_response())
+}
+
+async fn verify(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = rate_limited(&api, "/v1/verify", &headers) {
+        return refused;
     }
     let ss = match parse_body(&body) {
         Ok(ss) => ss,
@@ -162,7 +322,10 @@ async fn verify(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Resp
     }
 }
 
-async fn rotate(State(api): State<Api>, body: Bytes) -> Response {
+async fn rotate(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = rate_limited(&api, "/v1/rotate", &headers) {
+        return refused;
+    }
     let mut ss = match parse_body(&body) {
         Ok(ss) => ss,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
@@ -231,7 +394,7 @@ async fn rotate(State(api): State<Api>, body: Bytes) -> Response {
 }
 
 /// Per-client token buckets (`--rate-limit` per second, `--rate-limit-burst`), as upstream's
-/// GCRA limiter keyed by path and `X-Forwarded-For`.
+/// GCRA limiter keyed by path and `X-Forwarded-For`; `/v1/verify` and `/v1/rotate` use it.
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
@@ -281,6 +444,17 @@ mod tests {
         assert!(limiter.allow("a"));
         assert!(!limiter.allow("a"));
         assert!(limiter.allow("b"), "buckets are per client");
+    }
+
+    #[test]
+    fn the_busy_answer_is_well_formed() {
+        let text = std::str::from_utf8(BUSY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}\r\n", body.len())),
+            "{head}"
+        );
     }
 
     #[test]

@@ -69,17 +69,25 @@
 //! - Error messages never contain a decrypted value. Go's sometimes do (for
 //!   example when comparing two maps with `eq`).
 //! - A rendered value, and every intermediate value, is limited to 4 MiB.
-//!   `if`/`with` blocks and parentheses together nest at most 100 deep. These
-//!   limits stop a hostile template from exhausting the controller's memory or
-//!   stack.
+//!   `if`/`with` blocks and parentheses together nest at most 100 deep.
+//! - All the templates of one SealedSecret share a [`Budget`]: together they
+//!   may create at most [`MAX_TOTAL_LEN`] bytes of values (rendered output,
+//!   function results, copies of items), each counted before it is allocated,
+//!   and take at most [`MAX_STEPS`] steps (one per node, argument and function
+//!   call, plus one per 64 bytes a function reads).
+//!
+//!   These limits stop a hostile template, or many, from exhausting the
+//!   controller's memory, CPU or stack.
 //! - Character classes come from Rust's Unicode tables rather than Go's. `%q`
 //!   and `quote` escape the control, format, separator and private-use
 //!   characters that Go escapes, but keep unassigned code points as they are,
 //!   where Go escapes them. Case mapping can differ only for letters added in
 //!   Unicode 16.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
+use std::rc::Rc;
 
 use base64::Engine as _;
 use zeroize::Zeroizing;
@@ -88,6 +96,62 @@ use zeroize::Zeroizing;
 const MAX_LEN: usize = 4 << 20;
 /// How deep `if`/`with` blocks and parentheses may nest.
 const MAX_DEPTH: usize = 100;
+/// The bytes of values (rendered output, function results, copies of items)
+/// that all the renders sharing one [`Budget`] may create together: 16 MiB, for
+/// Secrets that Kubernetes caps at about 1 MiB.
+pub const MAX_TOTAL_LEN: usize = 16 << 20;
+/// The steps that all the renders sharing one [`Budget`] may take together: one
+/// per node executed, per argument evaluated and per function called, plus one
+/// per 64 bytes of input a function reads.
+pub const MAX_STEPS: u64 = 1_000_000;
+/// How many bytes of function input cost one step.
+const BYTES_PER_STEP: usize = 64;
+
+/// What the renders of one SealedSecret may spend together: bytes of values
+/// created and steps taken (see [`MAX_TOTAL_LEN`] and [`MAX_STEPS`]). Pass the
+/// same budget to [`Template::render_with_budget`] for every template of a
+/// Secret, so that many templates cannot add up to more than one may take.
+/// Nothing spent is given back.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    bytes: usize,
+    steps: u64,
+    max_bytes: usize,
+    max_steps: u64,
+}
+
+impl Budget {
+    /// The budget of one SealedSecret: [`MAX_TOTAL_LEN`] bytes, [`MAX_STEPS`] steps.
+    pub fn new() -> Self {
+        Self::with_limits(MAX_TOTAL_LEN, MAX_STEPS)
+    }
+
+    /// A budget of `bytes` bytes and `steps` steps.
+    pub fn with_limits(bytes: usize, steps: u64) -> Self {
+        Budget {
+            bytes,
+            steps,
+            max_bytes: bytes,
+            max_steps: steps,
+        }
+    }
+
+    /// The bytes left.
+    pub fn bytes_left(&self) -> usize {
+        self.bytes
+    }
+
+    /// The steps left.
+    pub fn steps_left(&self) -> u64 {
+        self.steps
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Why a template could not be parsed or rendered. The message follows Go's
 /// `template: NAME:LINE: ...` format and never contains a decrypted value.
@@ -166,25 +230,46 @@ impl Template {
     }
 
     /// Renders the template with `data` (item name → decrypted value) as `.`
-    /// and `$`. Values may be `String`s or bytes (`Vec<u8>`, or either inside
-    /// `Zeroizing`); bytes keep binary items intact, as upstream does.
+    /// and `$`, with a budget of its own ([`Budget::new`]). Values may be
+    /// `String`s or bytes (`Vec<u8>`, or either inside `Zeroizing`); bytes keep
+    /// binary items intact, as upstream does.
     pub fn render<V: AsRef<[u8]>>(
         &self,
         data: &BTreeMap<String, V>,
     ) -> Result<Rendered, TemplateError> {
+        self.render_with_budget(data, &mut Budget::new())
+    }
+
+    /// Renders like [`Template::render`], spending from `budget`, which the
+    /// other templates of the same Secret share. Fails, with a message that
+    /// names the limit, once the budget is spent.
+    pub fn render_with_budget<V: AsRef<[u8]>>(
+        &self,
+        data: &BTreeMap<String, V>,
+        budget: &mut Budget,
+    ) -> Result<Rendered, TemplateError> {
         let root: Root<'_> = data.iter().map(|(k, v)| (k.as_str(), v.as_ref())).collect();
         let dot = Value::Map(&root);
+        let meter = Rc::new(Meter {
+            left: Cell::new(budget.bytes),
+            max: budget.max_bytes,
+        });
         let mut exec = Exec {
             vars: vec![("$", dot.clone())],
-            out: Buf::default(),
+            out: Buf::new(&meter),
             at: None,
+            meter: meter.clone(),
+            steps: budget.steps,
+            max_steps: budget.max_steps,
         };
         let result = exec.walk(&dot, &self.root).and_then(|()| {
-            if exec.out.overflow {
-                return Err(exec.fail(format!("output exceeds {MAX_LEN} bytes")));
+            if let Some(overflow) = exec.out.overflow {
+                return Err(exec.fail(overflow.message("output")));
             }
             Ok(())
         });
+        budget.bytes = meter.left.get();
+        budget.steps = exec.steps;
         let Err(fail) = result else {
             return Ok(Rendered(exec.out.bytes));
         };
@@ -1337,21 +1422,18 @@ fn unquote_escape(s: &[u8], quote: u8) -> Option<(Esc, usize)> {
 type Root<'d> = BTreeMap<&'d str, &'d [u8]>;
 
 /// A value during execution. `Nil` is Go's missing value (a map key that is
-/// not there) as well as `nil`.
+/// not there) as well as `nil`. Strings are shared, so that a value passed
+/// around (to variables, `with`, functions) is not copied.
 #[derive(Clone)]
 enum Value<'d> {
     Nil,
-    Str(Zeroizing<Vec<u8>>),
+    Str(Rc<Zeroizing<Vec<u8>>>),
     Bool(bool),
     Int(i64),
     Map(&'d Root<'d>),
 }
 
 impl Value<'_> {
-    fn str(bytes: &[u8]) -> Self {
-        Value::Str(Zeroizing::new(bytes.to_vec()))
-    }
-
     /// The Go type name, for error messages.
     fn type_name(&self) -> &'static str {
         match self {
@@ -1373,26 +1455,94 @@ impl Value<'_> {
             Value::Map(m) => !m.is_empty(),
         }
     }
+
+    /// How many bytes a function taking this value may read.
+    fn weight(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::Map(m) => m.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            _ => 0,
+        }
+    }
+}
+
+/// The bytes left of a render's [`Budget`], shared by every buffer of the render.
+struct Meter {
+    left: Cell<usize>,
+    max: usize,
+}
+
+/// Why a buffer stopped growing.
+#[derive(Clone, Copy)]
+enum Overflow {
+    /// The value would exceed [`MAX_LEN`].
+    Len,
+    /// The budget (of this many bytes) is spent.
+    Budget(usize),
+}
+
+impl Overflow {
+    /// The message for a `what` ("result" or "output") that did not fit.
+    fn message(self, what: &str) -> String {
+        match self {
+            Overflow::Len => format!("{what} exceeds {MAX_LEN} bytes"),
+            Overflow::Budget(max) => {
+                format!("the templates of this Secret exceed their budget of {max} bytes")
+            }
+        }
+    }
 }
 
 /// A growable byte buffer for plaintext: growing wipes the old allocation,
-/// and it stops growing (and says so) past [`MAX_LEN`].
-#[derive(Default)]
+/// every byte is charged to the render's budget before it is written, and it
+/// stops growing (and says why) past [`MAX_LEN`] or when the budget is spent.
 struct Buf {
     bytes: Zeroizing<Vec<u8>>,
-    overflow: bool,
+    overflow: Option<Overflow>,
+    meter: Rc<Meter>,
+}
+
+impl Default for Buf {
+    /// A buffer outside any render (for messages about template text).
+    fn default() -> Self {
+        Buf::new(&Rc::new(Meter {
+            left: Cell::new(usize::MAX),
+            max: usize::MAX,
+        }))
+    }
 }
 
 impl Buf {
+    fn new(meter: &Rc<Meter>) -> Self {
+        Buf {
+            bytes: Zeroizing::default(),
+            overflow: None,
+            meter: meter.clone(),
+        }
+    }
+
+    /// Whether `n` more bytes fit (else the buffer overflows).
+    fn fits(&mut self, n: usize) -> bool {
+        if self.overflow.is_some() {
+            return false;
+        }
+        if self.bytes.len().saturating_add(n) > MAX_LEN {
+            self.overflow = Some(Overflow::Len);
+        } else if n > self.meter.left.get() {
+            self.overflow = Some(Overflow::Budget(self.meter.max));
+        }
+        self.overflow.is_none()
+    }
+
     fn extend(&mut self, more: &[u8]) {
-        let need = self.bytes.len() + more.len();
-        if self.overflow || need > MAX_LEN {
-            self.overflow = true;
+        if !self.fits(more.len()) {
             return;
         }
+        self.meter.left.set(self.meter.left.get() - more.len());
+        let need = self.bytes.len() + more.len();
         if need > self.bytes.capacity() {
-            let cap = need.max(2 * self.bytes.capacity()).max(32);
-            let mut grown = Zeroizing::new(Vec::with_capacity(cap));
+            let cap = need.max(2 * self.bytes.capacity()).clamp(32, MAX_LEN);
+            let mut grown = Zeroizing::new(Vec::with_capacity(cap.max(need)));
             grown.extend_from_slice(&self.bytes);
             self.bytes = grown;
         }
@@ -1407,12 +1557,29 @@ impl Buf {
         self.extend(c.encode_utf8(&mut [0; 4]).as_bytes());
     }
 
-    fn into_value<'d>(self) -> Result<Value<'d>, String> {
-        if self.overflow {
-            return Err(format!("result exceeds {MAX_LEN} bytes"));
+    /// `n` spaces, without allocating more than they take.
+    fn spaces(&mut self, mut n: usize) {
+        const SPACES: [u8; 256] = [b' '; 256];
+        while n > 0 && self.overflow.is_none() {
+            let chunk = n.min(SPACES.len());
+            self.extend(&SPACES[..chunk]);
+            n -= chunk;
         }
-        Ok(Value::Str(self.bytes))
     }
+
+    fn into_value<'d>(self) -> Result<Value<'d>, String> {
+        if let Some(overflow) = self.overflow {
+            return Err(overflow.message("result"));
+        }
+        Ok(Value::Str(Rc::new(self.bytes)))
+    }
+}
+
+/// A new string value holding a copy of `bytes`, charged to `meter`.
+fn copy<'d>(bytes: &[u8], meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+    let mut buf = Buf::new(meter);
+    buf.extend(bytes);
+    buf.into_value()
 }
 
 impl fmt::Write for Buf {
@@ -1441,11 +1608,34 @@ struct Exec<'t, 'd> {
     vars: Vec<(&'t str, Value<'d>)>,
     out: Buf,
     at: Option<At<'t>>,
+    /// The bytes left of the budget, shared with every buffer.
+    meter: Rc<Meter>,
+    /// The steps left of the budget.
+    steps: u64,
+    max_steps: u64,
 }
 
 impl<'t, 'd> Exec<'t, 'd> {
     fn at(&mut self, arg: &'t Arg) {
         self.at = Some(At::Arg(arg));
+    }
+
+    /// Spends `n` steps of the budget.
+    fn step(&mut self, n: u64) -> Result<(), Fail> {
+        if n > self.steps {
+            self.steps = 0;
+            let max = self.max_steps;
+            return Err(self.fail(format!(
+                "the templates of this Secret exceed their budget of {max} steps"
+            )));
+        }
+        self.steps -= n;
+        Ok(())
+    }
+
+    /// A copy of `bytes` as a value, charged to the budget.
+    fn copy(&self, bytes: &[u8]) -> Result<Value<'d>, Fail> {
+        copy(bytes, &self.meter).map_err(|m| self.fail(m))
     }
 
     fn fail(&self, msg: impl Into<String>) -> Fail {
@@ -1462,6 +1652,7 @@ impl<'t, 'd> Exec<'t, 'd> {
 
     fn walk(&mut self, dot: &Value<'d>, nodes: &'t [Node]) -> Result<(), Fail> {
         for node in nodes {
+            self.step(1)?;
             match node {
                 Node::Text(text) => self.out.extend(text.as_bytes()),
                 Node::Action(pipe) => {
@@ -1472,8 +1663,8 @@ impl<'t, 'd> Exec<'t, 'd> {
                             v => fmt_value(&mut self.out, v, 'v'),
                         }
                     }
-                    if self.out.overflow {
-                        return Err(self.fail(format!("output exceeds {MAX_LEN} bytes")));
+                    if let Some(overflow) = self.out.overflow {
+                        return Err(self.fail(overflow.message("output")));
                     }
                 }
                 Node::If {
@@ -1500,6 +1691,7 @@ impl<'t, 'd> Exec<'t, 'd> {
         self.at = Some(At::Pipe(pipe));
         let mut value = None;
         for cmd in &pipe.cmds {
+            self.step(1)?;
             value = Some(self.eval_command(dot, cmd, value.take())?);
         }
         let value = value.unwrap_or(Value::Nil);
@@ -1593,7 +1785,10 @@ impl<'t, 'd> Exec<'t, 'd> {
                     if has_args && i + 1 == names.len() {
                         return Err(self.fail(format!("{name} is not a method but has arguments")));
                     }
-                    map.get(name.as_str()).map_or(Value::Nil, |v| Value::str(v))
+                    match map.get(name.as_str()) {
+                        Some(item) => self.copy(item)?,
+                        None => Value::Nil,
+                    }
                 }
                 other => {
                     let what = other.type_name();
@@ -1606,12 +1801,13 @@ impl<'t, 'd> Exec<'t, 'd> {
 
     fn eval_arg(&mut self, dot: &Value<'d>, arg: &'t Arg) -> Result<Value<'d>, Fail> {
         self.at(arg);
+        self.step(1)?;
         Ok(match &arg.kind {
             ArgKind::Dot => dot.clone(),
             ArgKind::Nil => Value::Nil,
             ArgKind::Bool(b) => Value::Bool(*b),
             ArgKind::Num(n, _) => Value::Int(*n),
-            ArgKind::Str(bytes, _) => Value::str(bytes),
+            ArgKind::Str(bytes, _) => self.copy(bytes)?,
             ArgKind::Field(names) => self.eval_fields(dot.clone(), names, false)?,
             ArgKind::Var(name, names) => {
                 let value = self.var(name)?;
@@ -1637,6 +1833,7 @@ impl<'t, 'd> Exec<'t, 'd> {
         last: Option<Value<'d>>,
     ) -> Result<Value<'d>, Fail> {
         self.at(node);
+        self.step(1)?;
         let sig = signature(name).expect("the parser only accepts known functions");
         let count = args.len() + usize::from(last.is_some());
         let fixed = sig.fixed.len();
@@ -1669,7 +1866,11 @@ impl<'t, 'd> Exec<'t, 'd> {
         if let Some(value) = last {
             argv.push(check_param(value, sig.param(count - 1), None).map_err(|m| self.fail(m))?);
         }
-        call_function(name, argv).map_err(|msg| {
+        // Reading is work too: a function over a 4 MiB value costs 65,536 steps.
+        let read: usize = argv.iter().map(Value::weight).sum();
+        self.at = Some(call);
+        self.step((read / BYTES_PER_STEP) as u64)?;
+        call_function(name, argv, &self.meter).map_err(|msg| {
             self.at = Some(call);
             self.fail(format!("error calling {name}: {msg}"))
         })
@@ -1766,10 +1967,15 @@ fn int_of(v: &Value<'_>) -> i64 {
     }
 }
 
-/// Calls a function with arguments already checked against its signature.
-fn call_function<'d>(name: &str, mut a: Vec<Value<'d>>) -> Result<Value<'d>, String> {
+/// Calls a function with arguments already checked against its signature;
+/// what it allocates is charged to `meter`.
+fn call_function<'d>(
+    name: &str,
+    mut a: Vec<Value<'d>>,
+    meter: &Rc<Meter>,
+) -> Result<Value<'d>, String> {
     let s = |i: usize| bytes_of(&a[i]);
-    let mut out = Buf::default();
+    let mut out = Buf::new(meter);
     match name {
         // Go built-ins.
         "not" => return Ok(Value::Bool(!a[0].truth())),
@@ -1782,7 +1988,7 @@ fn call_function<'d>(name: &str, mut a: Vec<Value<'d>>) -> Result<Value<'d>, Str
                 other => Err(format!("len of type {}", other.type_name())),
             };
         }
-        "index" => return index(a.remove(0), &a),
+        "index" => return index(a.remove(0), &a, meter),
         "eq" => return eq(&a[0], &a[1..]).map(Value::Bool),
         "ne" => return eq(&a[0], &a[1..]).map(|b| Value::Bool(!b)),
         "lt" => return lt(&a[0], &a[1]).map(Value::Bool),
@@ -1834,10 +2040,10 @@ fn call_function<'d>(name: &str, mut a: Vec<Value<'d>>) -> Result<Value<'d>, Str
                 }
                 match name {
                     "quote" => {
-                        let mut text = Buf::default();
+                        let mut text = Buf::new(meter);
                         fmt_value(&mut text, v, 'v');
                         go_quote(&mut out, &text.bytes, b'"');
-                        out.overflow |= text.overflow;
+                        out.overflow = out.overflow.or(text.overflow);
                     }
                     "squote" => {
                         out.push(b'\'');
@@ -1849,10 +2055,18 @@ fn call_function<'d>(name: &str, mut a: Vec<Value<'d>>) -> Result<Value<'d>, Str
             }
         }
         "b64enc" => {
-            let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(s(0)));
-            out.extend(encoded.as_bytes());
+            // In pieces of a multiple of 3 bytes (no padding inside), so that no
+            // more is allocated than the budget allows.
+            for piece in s(0).chunks(3 << 10) {
+                let encoded =
+                    Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(piece));
+                out.extend(encoded.as_bytes());
+                if out.overflow.is_some() {
+                    break;
+                }
+            }
         }
-        "b64dec" => match go_base64_decode(s(0)) {
+        "b64dec" => match go_base64_decode(s(0), meter) {
             Ok(decoded) => out = decoded,
             // Sprig returns the error text as the value.
             Err(at) => out.extend(format!("illegal base64 data at input byte {at}").as_bytes()),
@@ -1876,19 +2090,24 @@ fn call_function<'d>(name: &str, mut a: Vec<Value<'d>>) -> Result<Value<'d>, Str
             let Ok(spaces) = usize::try_from(spaces) else {
                 return Err("strings: negative Repeat count".into());
             };
-            if spaces > MAX_LEN {
-                return Err(format!("result exceeds {MAX_LEN} bytes"));
+            // The size of the result, checked before anything is allocated.
+            let lines = 1 + memchr::memchr_iter(b'\n', s(1)).count();
+            let size = spaces
+                .checked_mul(lines)
+                .and_then(|n| n.checked_add(s(1).len() + usize::from(name == "nindent")))
+                .unwrap_or(usize::MAX);
+            if !out.fits(size) {
+                return out.into_value();
             }
-            let pad = vec![b' '; spaces];
             if name == "nindent" {
                 out.push(b'\n');
             }
-            out.extend(&pad);
-            for &b in s(1) {
-                out.push(b);
-                if b == b'\n' {
-                    out.extend(&pad);
+            for (i, line) in s(1).split(|&b| b == b'\n').enumerate() {
+                if i > 0 {
+                    out.push(b'\n');
                 }
+                out.spaces(spaces);
+                out.extend(line);
             }
         }
         _ => unreachable!("no function {name}"),
@@ -1897,7 +2116,11 @@ fn call_function<'d>(name: &str, mut a: Vec<Value<'d>>) -> Result<Value<'d>, Str
 }
 
 /// Go's `index`: map items by name, string bytes by position.
-fn index<'d>(mut item: Value<'d>, indexes: &[Value<'d>]) -> Result<Value<'d>, String> {
+fn index<'d>(
+    mut item: Value<'d>,
+    indexes: &[Value<'d>],
+    meter: &Rc<Meter>,
+) -> Result<Value<'d>, String> {
     if matches!(item, Value::Nil) {
         return Err("index of untyped nil".into());
     }
@@ -1905,7 +2128,7 @@ fn index<'d>(mut item: Value<'d>, indexes: &[Value<'d>]) -> Result<Value<'d>, St
         item = match (&item, index) {
             (Value::Map(map), Value::Str(key)) => {
                 let found = std::str::from_utf8(key).ok().and_then(|k| map.get(k));
-                Value::str(found.copied().unwrap_or_default())
+                copy(found.copied().unwrap_or_default(), meter)?
             }
             (Value::Map(_), Value::Nil) => {
                 return Err("value is nil; should be of type string".into());
@@ -2035,17 +2258,7 @@ fn fmt_value(out: &mut Buf, v: &Value<'_>, verb: char) {
         (Value::Nil, _) => {
             let _ = write!(out, "%!{verb}(<nil>)");
         }
-        (Value::Str(s), 's' | 'v') => out.extend(s),
-        (Value::Str(s), 'q') => go_quote(out, s, b'"'),
-        (Value::Str(s), 'x' | 'X') => {
-            for b in s.iter() {
-                let _ = if verb == 'x' {
-                    write!(out, "{b:02x}")
-                } else {
-                    write!(out, "{b:02X}")
-                };
-            }
-        }
+        (Value::Str(s), _) => fmt_str(out, s, verb),
         (Value::Int(i), 'd' | 'v') => {
             let _ = write!(out, "{i}");
         }
@@ -2072,15 +2285,40 @@ fn fmt_value(out: &mut Buf, v: &Value<'_>, verb: char) {
                 if i > 0 {
                     out.push(b' ');
                 }
-                fmt_value(out, &Value::str(k.as_bytes()), verb);
+                fmt_str(out, k.as_bytes(), verb);
                 out.push(b':');
-                fmt_value(out, &Value::str(val), verb);
+                fmt_str(out, val, verb);
             }
             out.push(b']');
         }
         _ => {
             let _ = write!(out, "%!{verb}({}=", v.type_name());
             fmt_value(out, v, 'v');
+            out.push(b')');
+        }
+    }
+}
+
+/// Go's `fmt` formatting of a string with one verb.
+fn fmt_str(out: &mut Buf, s: &[u8], verb: char) {
+    match verb {
+        's' | 'v' => out.extend(s),
+        'q' => go_quote(out, s, b'"'),
+        'x' | 'X' => {
+            for b in s {
+                let _ = if verb == 'x' {
+                    write!(out, "{b:02x}")
+                } else {
+                    write!(out, "{b:02X}")
+                };
+                if out.overflow.is_some() {
+                    break;
+                }
+            }
+        }
+        _ => {
+            let _ = write!(out, "%!{verb}(string=");
+            out.extend(s);
             out.push(b')');
         }
     }
@@ -2364,7 +2602,7 @@ fn replace(out: &mut Buf, src: &[u8], old: &[u8], new: &[u8]) {
     if old.is_empty() {
         // Insert `new` around every character (and every invalid byte).
         let mut i = 0;
-        while i < src.len() && !out.overflow {
+        while i < src.len() && out.overflow.is_none() {
             out.extend(new);
             let (_, width) = decode_rune(&src[i..]);
             out.extend(&src[i..i + width]);
@@ -2385,7 +2623,7 @@ fn replace(out: &mut Buf, src: &[u8], old: &[u8], new: &[u8]) {
 /// Go's `base64.StdEncoding.DecodeString`: the decoded bytes, or the offset
 /// that Go's error reports. Newlines are skipped and the unused bits of the
 /// last character are ignored, as in Go.
-fn go_base64_decode(src: &[u8]) -> Result<Buf, usize> {
+fn go_base64_decode(src: &[u8], meter: &Rc<Meter>) -> Result<Buf, usize> {
     let value = |c: u8| -> Option<u32> {
         Some(u32::from(match c {
             b'A'..=b'Z' => c - b'A',
@@ -2402,7 +2640,7 @@ fn go_base64_decode(src: &[u8]) -> Result<Buf, usize> {
         }
         si
     };
-    let mut out = Buf::default();
+    let mut out = Buf::new(meter);
     let mut si = 0;
     loop {
         let mut quantum = [0u32; 4];
@@ -2947,6 +3185,108 @@ mod tests {
         for (data, want) in cases {
             assert_eq!(hex(data), want);
         }
+    }
+
+    /// Issue 12: 400 × `{{ indent 4000000 .password }}` in one SealedSecret took the
+    /// controller to 7.9 GB; each template alone stays under `MAX_LEN`, so only a budget
+    /// shared by all the templates of the Secret stops it.
+    #[test]
+    fn one_budget_bounds_all_the_templates_of_a_secret() {
+        let data = data();
+        let template = Template::parse("t", "{{ indent 4000000 .user }}").unwrap();
+        assert_eq!(
+            template.render(&data).unwrap().len(),
+            4_000_005,
+            "one alone fits"
+        );
+        let mut budget = Budget::new();
+        let mut rendered = 0;
+        let err = loop {
+            match template.render_with_budget(&data, &mut budget) {
+                Ok(_) => rendered += 1,
+                Err(e) => break e.to_string(),
+            }
+            assert!(rendered < 400, "the budget never ran out");
+        };
+        // Each render creates the indented value and then prints it: 8 MB.
+        assert_eq!(rendered, 2);
+        assert_eq!(
+            err,
+            format!(
+                "template: t:1:3: executing \"t\" at <indent 4000000 .user>: error calling \
+                 indent: the templates of this Secret exceed their budget of {MAX_TOTAL_LEN} bytes"
+            )
+        );
+        assert!(budget.bytes_left() < 4_000_005, "{budget:?}");
+        // What is left is shared: a smaller template that would fit alone fails now.
+        let err = Template::parse("u", "{{ indent 500000 .user }}")
+            .unwrap()
+            .render_with_budget(&data, &mut budget)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exceed their budget"), "{err}");
+        assert!(!err.contains("admin"), "{err}");
+    }
+
+    #[test]
+    fn values_held_in_variables_count_against_the_budget() {
+        // Nothing is printed, but five 4 MB values would be alive at once.
+        let source: String = (0..5)
+            .map(|i| format!("{{{{ $v{i} := indent 4000000 .user }}}}"))
+            .collect();
+        let err = render(&source).unwrap_err().to_string();
+        assert!(
+            err.ends_with(&format!(
+                "error calling indent: the templates of this Secret exceed their budget of \
+                 {MAX_TOTAL_LEN} bytes"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("at <indent 4000000 .user>"), "{err}");
+        // Every intermediate result is charged before it is allocated, even when the
+        // result itself would fit in MAX_LEN.
+        let mut budget = Budget::with_limits(1 << 20, MAX_STEPS);
+        let err = Template::parse("t", "{{ indent 2000000 .user | len }}")
+            .unwrap()
+            .render_with_budget(&data(), &mut budget)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("exceed their budget of 1048576 bytes"),
+            "{err}"
+        );
+        assert!(
+            budget.bytes_left() > 1_000_000,
+            "nothing allocated: {budget:?}"
+        );
+    }
+
+    #[test]
+    fn work_is_bounded_in_steps() {
+        // Comparing a 3 MB value with itself 30 times reads 180 MB: more steps than the
+        // budget holds, though nothing new is allocated.
+        let source = format!(
+            "{{{{ $a := indent 3000000 .user }}}}{}",
+            "{{ eq $a $a }}".repeat(30)
+        );
+        let err = render(&source).unwrap_err().to_string();
+        assert!(
+            err.ends_with(&format!(
+                "at <eq $a $a>: the templates of this Secret exceed their budget of \
+                 {MAX_STEPS} steps"
+            )),
+            "{err}"
+        );
+        // Steps are shared across the templates of a Secret too.
+        let template = Template::parse("t", "x{{ .user }}").unwrap();
+        let mut budget = Budget::with_limits(MAX_TOTAL_LEN, 10);
+        let mut rendered = 0;
+        while template.render_with_budget(&data(), &mut budget).is_ok() {
+            rendered += 1;
+            assert!(rendered < 100);
+        }
+        assert_eq!(budget.steps_left(), 0);
+        assert!(rendered >= 1, "{rendered}");
     }
 
     #[test]

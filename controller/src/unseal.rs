@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use zeroize::Zeroizing;
 
 use crate::keyring::{Keys, SealingKey};
-use crate::template::Template;
+use crate::template::{Budget, Template};
 
 /// Decrypted Secret content.
 pub struct Unsealed {
@@ -145,7 +145,8 @@ fn failure(message: &str, rsa_operations: u64) -> UnsealFailure {
 
 /// Renders `spec.template.data` (spec §2.5, v0.37 rules): the context holds every
 /// decrypted item and, for keys without an encrypted item, the raw template text; a
-/// rendered key never overwrites a decrypted item of the same name.
+/// rendered key never overwrites a decrypted item of the same name. All the templates
+/// share one [`Budget`]: together they cannot take more memory or work than one may.
 fn render_templates(ss: &SealedSecret, out: &mut Unsealed) -> Result<(), String> {
     let Some(templates) = ss.spec.template.as_ref().and_then(|t| t.data.as_ref()) else {
         return Ok(());
@@ -160,12 +161,15 @@ fn render_templates(ss: &SealedSecret, out: &mut Unsealed) -> Result<(), String>
             .entry(key.clone())
             .or_insert_with(|| Zeroizing::new(source.as_bytes().to_vec()));
     }
+    let mut budget = Budget::new();
     for (key, source) in templates {
         if out.data.contains_key(key) {
             continue;
         }
         let template = Template::parse(key, source).map_err(|e| e.to_string())?;
-        let rendered = template.render(&context).map_err(|e| e.to_string())?;
+        let rendered = template
+            .render_with_budget(&context, &mut budget)
+            .map_err(|e| e.to_string())?;
         out.data.insert(key.clone(), rendered.into_bytes());
     }
     Ok(())

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use gitseal_crypto::sops::store::Layout;
+use gitseal_crypto::limits;
+use gitseal_crypto::sops::store::{Layout, MAX_INDENT};
 use gitseal_crypto::sops::walk::SELECTION_KEYS as SELECTION;
 use regex::Regex;
 use serde_json::Value;
@@ -67,39 +68,54 @@ impl Config {
             }
         };
         let Some(path) = path else { return Ok(None) };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let bytes = crate::file::read(&path, limits::SOPS_FILE).map_err(|e| {
             Exit::new(
                 code::GENERIC,
                 format!("cannot read config file {}: {e}", path.display()),
             )
         })?;
-        let value: Value = if text.trim().is_empty() {
-            Value::Object(Default::default())
-        } else {
-            serde_saphyr::from_str(&text).map_err(|e| {
+        let value = crate::manifest::parse_documents(&bytes)
+            .map_err(|e| {
                 Exit::new(
                     code::GENERIC,
-                    format!("invalid config file {}: {e}", path.display()),
+                    format!("invalid config file {}: {e:#}", path.display()),
                 )
             })?
-        };
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Value::Object(Default::default()));
         let path = std::path::absolute(&path).unwrap_or(path);
         Ok(Some(Self { path, value }))
     }
 
-    /// Output layout from `stores:`.
-    pub fn layout(&self) -> Layout {
-        let indent = |store: &str| {
-            self.value
+    /// Output layout from `stores:`. A negative indent means the default (a tab for JSON);
+    /// one above `MAX_INDENT` is refused, as `--indent` refuses it.
+    pub fn layout(&self) -> Result<Layout, Exit> {
+        let indent = |store: &str| -> Result<Option<usize>, Exit> {
+            let Some(n) = self
+                .value
                 .pointer(&format!("/stores/{store}/indent"))
                 .and_then(Value::as_i64)
-                .and_then(|n| usize::try_from(n).ok())
+            else {
+                return Ok(None);
+            };
+            match usize::try_from(n) {
+                Ok(n) if n <= MAX_INDENT => Ok(Some(n)),
+                Ok(_) => Err(Exit::new(
+                    code::GENERIC,
+                    format!(
+                        "invalid config file {}: stores.{store}.indent must be at most {MAX_INDENT}",
+                        self.path.display()
+                    ),
+                )),
+                Err(_) => Ok(None),
+            }
         };
-        Layout {
-            yaml_indent: indent("yaml"),
-            json_indent: indent("json"),
-            json_binary_indent: indent("json_binary"),
-        }
+        Ok(Layout {
+            yaml_indent: indent("yaml")?,
+            json_indent: indent("json")?,
+            json_binary_indent: indent("json_binary")?,
+        })
     }
 
     /// The first creation rule matching `file` (a path as given on the command line or by

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use gitseal_backends::kms::KmsKey;
 use gitseal_crypto::keys::age::{self as agekeys, AgeIdentities};
+use gitseal_crypto::limits;
 use gitseal_crypto::sops::metadata::{self, AgeKey, KeyGroup, Metadata};
 use gitseal_crypto::sops::shamir;
 use gitseal_crypto::{DataKey, SecretBytes};
@@ -34,45 +35,86 @@ pub fn load_identities() -> Result<AgeIdentities, Exit> {
         add(&keys, "SOPS_AGE_KEY")?;
     }
     if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE") {
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let path = PathBuf::from(path);
+        let bytes = crate::file::read(&path, limits::KEY_MATERIAL).map_err(|e| {
             Exit::new(
                 code::GENERIC,
-                format!(
-                    "cannot read SOPS_AGE_KEY_FILE {}: {e}",
-                    PathBuf::from(&path).display()
-                ),
+                format!("cannot read SOPS_AGE_KEY_FILE {}: {e}", path.display()),
             )
         })?;
-        add(&text, "SOPS_AGE_KEY_FILE")?;
+        add(key_text(&bytes, "SOPS_AGE_KEY_FILE")?, "SOPS_AGE_KEY_FILE")?;
     }
     if let Ok(command) = std::env::var("SOPS_AGE_KEY_CMD") {
         let words: Vec<&str> = command.split_whitespace().collect();
         if let Some((program, args)) = words.split_first() {
-            let output = std::process::Command::new(program)
+            let mut child = std::process::Command::new(program)
                 .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::inherit())
-                .output()
+                .spawn()
                 .map_err(|e| {
                     Exit::new(code::GENERIC, format!("cannot run SOPS_AGE_KEY_CMD: {e}"))
                 })?;
-            if !output.status.success() {
+            // Its output is read as a key file is: bounded.
+            let stdout = child.stdout.take().expect("stdout is piped");
+            let read = crate::file::read_from(stdout, limits::KEY_MATERIAL, 0);
+            if read.is_err() {
+                let _ = child.kill();
+            }
+            let status = child.wait().map_err(|e| {
+                Exit::new(code::GENERIC, format!("cannot run SOPS_AGE_KEY_CMD: {e}"))
+            })?;
+            let bytes = read.map_err(|e| {
+                Exit::new(
+                    code::GENERIC,
+                    format!("cannot read the output of SOPS_AGE_KEY_CMD: {e}"),
+                )
+            })?;
+            if !status.success() {
                 return Err(Exit::new(
                     code::GENERIC,
-                    format!("SOPS_AGE_KEY_CMD failed with {}", output.status),
+                    format!("SOPS_AGE_KEY_CMD failed with {status}"),
                 ));
             }
-            let text =
-                zeroize::Zeroizing::new(String::from_utf8_lossy(&output.stdout).into_owned());
+            let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
             add(&text, "SOPS_AGE_KEY_CMD")?;
         }
     }
-    if let Some(path) = default_key_file()
-        && let Ok(text) = std::fs::read_to_string(&path)
-    {
-        let text = zeroize::Zeroizing::new(text);
-        add(&text, &path.display().to_string())?;
+    if let Some(path) = default_key_file() {
+        match crate::file::read(&path, limits::KEY_MATERIAL) {
+            Ok(bytes) => {
+                let source = path.display().to_string();
+                add(key_text(&bytes, &source)?, &source)?;
+            }
+            // A key file that is not there is no error; one that cannot be read is.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) => {}
+            Err(e) => {
+                return Err(Exit::new(
+                    code::GENERIC,
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        }
     }
     Ok(all)
+}
+
+/// The text of a key file read as bytes (the bytes are wiped by their owner).
+fn key_text<'a>(bytes: &'a [u8], source: &str) -> Result<&'a str, Exit> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Exit::new(
+            code::GENERIC,
+            format!(
+                "{source}: not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
 }
 
 /// `$XDG_CONFIG_HOME/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`.

@@ -6,14 +6,15 @@
 mod config;
 mod keys;
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use gitseal_crypto::DataKey;
 use gitseal_crypto::SopsError;
+use gitseal_crypto::limits;
 use gitseal_crypto::sops::metadata::{self, Metadata, WRITTEN_VERSION};
-use gitseal_crypto::sops::store::{Format, Layout};
+use gitseal_crypto::sops::store::{Format, Layout, MAX_INDENT};
 use gitseal_crypto::sops::tree::{self, Node, Scalar, Tree};
 use gitseal_crypto::sops::walk::{self, IvStash, Selection};
 use gitseal_crypto::sops::{ValueCipher, lastmodified_aad};
@@ -173,8 +174,14 @@ pub struct Global {
     /// The `.sops.yaml` to use instead of searching for one.
     #[arg(long, env = "SOPS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    /// Output indentation (spaces) for YAML and JSON.
-    #[arg(long, global = true)]
+    /// Output indentation (spaces) for YAML and JSON, 0 to 16. For YAML, 0 means the
+    /// default (4), and 1 or more than 9 mean 2, as in sops.
+    #[arg(
+        long,
+        global = true,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(0..=MAX_INDENT as u64)
+    )]
     pub indent: Option<usize>,
     /// Compute the MAC over encrypted values only.
     #[arg(long, global = true)]
@@ -377,8 +384,8 @@ pub enum Command {
         /// Accepted for compatibility: gitseal always uses a private temporary file.
         #[arg(long)]
         no_fifo: bool,
-        /// The temporary file's name.
-        #[arg(long, default_value = "tmp-file")]
+        /// The temporary file's name: a plain file name, created in a private directory.
+        #[arg(long, default_value = "tmp-file", value_parser = plain_file_name)]
         filename: String,
         /// The file.
         file: PathBuf,
@@ -461,7 +468,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
                     "updatekeys needs a .sops.yaml with creation rules".into(),
                 )
             })?;
-            let layout = layout(&global, Some(&config));
+            let layout = layout(&global, Some(&config))?;
             for file in &files {
                 updatekeys(&config, &layout, input_type.as_deref(), file, yes)?;
             }
@@ -478,22 +485,23 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
         } => {
             let json = match (value_file, value_stdin, value) {
                 (_, true, None) => {
-                    let mut text = String::new();
-                    std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                    let bytes = crate::file::read_stdin(limits::SOPS_FILE).map_err(|e| {
                         Exit::new(
                             code::ERROR_INVALID_SET_FORMAT,
                             format!("cannot read standard input: {e}"),
                         )
                     })?;
-                    Zeroizing::new(text)
+                    utf8_value(bytes, "standard input")?
                 }
                 (true, false, Some(path)) => {
-                    Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
-                        Exit::new(
-                            code::ERROR_INVALID_SET_FORMAT,
-                            format!("cannot read {path}: {e}"),
-                        )
-                    })?)
+                    let bytes =
+                        crate::file::read(Path::new(&path), limits::SOPS_FILE).map_err(|e| {
+                            Exit::new(
+                                code::ERROR_INVALID_SET_FORMAT,
+                                format!("cannot read {path}: {e}"),
+                            )
+                        })?;
+                    utf8_value(bytes, &path)?
                 }
                 (false, false, Some(value)) => Zeroizing::new(value),
                 _ => {
@@ -536,6 +544,32 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
     }
 }
 
+/// A value for `set` read from a file or standard input, as text.
+fn utf8_value(bytes: Zeroizing<Vec<u8>>, source: &str) -> Result<Zeroizing<String>, Exit> {
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
+        Err(e) => Err(Exit::new(
+            code::ERROR_INVALID_SET_FORMAT,
+            format!(
+                "the value in {source} is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )),
+    }
+}
+
+/// `--filename` of exec-file: a plain file name, so that the plaintext stays in the private
+/// directory (and is removed with it) — no `/`, not `.` or `..`, not empty.
+fn plain_file_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(
+            "not a plain file name: the file is made in a private temporary directory, so the name may not contain '/' or be empty, '.' or '..'"
+                .into(),
+        );
+    }
+    Ok(name.to_owned())
+}
+
 /// `--set '["a"]["b"] value'`: the path is everything up to the last `]` followed by a
 /// space.
 fn split_set(text: &str) -> Result<(String, String), Exit> {
@@ -549,7 +583,7 @@ fn split_set(text: &str) -> Result<(String, String), Exit> {
 }
 
 fn read_input(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Exit> {
-    let mut bytes = Zeroizing::new(Vec::new());
+    let limit = gitseal_crypto::limits::SOPS_FILE;
     match file {
         Some(path) if path != Path::new("-") => {
             if !path.exists() {
@@ -561,29 +595,20 @@ fn read_input(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, Exit> {
                     ),
                 ));
             }
-            let mut f = std::fs::File::open(path).map_err(|e| {
+            crate::file::read(path, limit).map_err(|e| {
                 Exit::new(
                     code::COULD_NOT_READ_INPUT,
                     format!("cannot read {}: {e}", path.display()),
                 )
-            })?;
-            f.read_to_end(&mut bytes).map_err(|e| {
-                Exit::new(
-                    code::COULD_NOT_READ_INPUT,
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
+            })
         }
-        _ => {
-            std::io::stdin().read_to_end(&mut bytes).map_err(|e| {
-                Exit::new(
-                    code::COULD_NOT_READ_INPUT,
-                    format!("cannot read standard input: {e}"),
-                )
-            })?;
-        }
+        _ => crate::file::read_stdin(limit).map_err(|e| {
+            Exit::new(
+                code::COULD_NOT_READ_INPUT,
+                format!("cannot read standard input: {e}"),
+            )
+        }),
     }
-    Ok(bytes)
 }
 
 /// Where the output goes: `--output`, the file itself (`-i`), or standard output.
@@ -611,7 +636,7 @@ fn write_output(
         _ => None,
     };
     match target {
-        Some(path) => crate::manifest::write_atomic(path, bytes)
+        Some(path) => crate::file::write_atomic(path, bytes)
             .map_err(|e| Exit::new(code::COULD_NOT_WRITE_OUTPUT, format!("{e:#}"))),
         None => out
             .write_all(bytes)
@@ -643,14 +668,14 @@ fn formats(options: &FileOptions, file: Option<&Path>) -> (Format, Format) {
     (input, output)
 }
 
-fn layout(global: &Global, config: Option<&Config>) -> Layout {
-    let mut layout = config.map(Config::layout).unwrap_or_default();
+fn layout(global: &Global, config: Option<&Config>) -> Result<Layout, Exit> {
+    let mut layout = config.map(Config::layout).transpose()?.unwrap_or_default();
     if let Some(indent) = global.indent {
         layout.yaml_indent = Some(indent);
         layout.json_indent = Some(indent);
         layout.json_binary_indent = Some(indent);
     }
-    layout
+    Ok(layout)
 }
 
 /// A decrypted file: its tree, metadata, data key and the IVs of its values.
@@ -776,7 +801,7 @@ fn encrypt(
         ..Metadata::default()
     };
     seal(&mut tree, &mut metadata, &key, None)?;
-    let layout = layout(global, config.as_ref());
+    let layout = layout(global, config.as_ref())?;
     let text = Zeroizing::new(
         output
             .emit_encrypted(&tree, &metadata, &layout)
@@ -904,7 +929,7 @@ fn decrypt(
     let bytes = read_input(file)?;
     let (input, output) = formats(options, file);
     let config = Config::find(global.config.as_deref()).ok().flatten();
-    let layout = layout(global, config.as_ref());
+    let layout = layout(global, config.as_ref())?;
     let opened = open_with(&bytes, input, options.ignore_mac, false)?;
     let text = Zeroizing::new(match &options.extract {
         Some(path) => {
@@ -998,7 +1023,7 @@ fn rotate(
     seal(&mut tree, &mut metadata, &key, Some(&stash))?;
     let text = Zeroizing::new(
         output
-            .emit_encrypted(&tree, &metadata, &layout(global, config.as_ref()))
+            .emit_encrypted(&tree, &metadata, &layout(global, config.as_ref())?)
             .map_err(|e| sops_failure(e, code::ERROR_DUMPING_TREE))?,
     );
     write_output(options, Some(file), &text, out)
@@ -1063,7 +1088,7 @@ fn updatekeys(
     let text = format
         .emit_encrypted(&tree, &metadata, layout)
         .map_err(|e| sops_failure(e, code::ERROR_DUMPING_TREE))?;
-    crate::manifest::write_atomic(file, &text)
+    crate::file::write_atomic(file, &text)
         .map_err(|e| Exit::new(code::COULD_NOT_WRITE_OUTPUT, format!("{e:#}")))?;
     eprintln!(
         "File {} synced with new keys; run `sops rotate -i` to stop removed keys from reading new values",
@@ -1100,8 +1125,9 @@ fn set(
     let changed = match value {
         Some(json) => {
             let node = json_value(json)?;
+            // A bad path, or one that nests too deep: nothing is written.
             tree::set(doc, &steps, node)
-                .map_err(|e| sops_failure(e, code::ERROR_INVALID_TREE_PATH))?
+                .map_err(|e| Exit::new(code::ERROR_INVALID_TREE_PATH, e.to_string()))?
         }
         None => match tree::unset(doc, &steps) {
             Ok(()) => true,
@@ -1114,9 +1140,9 @@ fn set(
     }
     seal(&mut tree, &mut metadata, &key, Some(&stash))?;
     let text = output
-        .emit_encrypted(&tree, &metadata, &layout(global, config.as_ref()))
+        .emit_encrypted(&tree, &metadata, &layout(global, config.as_ref())?)
         .map_err(|e| sops_failure(e, code::ERROR_DUMPING_TREE))?;
-    crate::manifest::write_atomic(file, &text)
+    crate::file::write_atomic(file, &text)
         .map_err(|e| Exit::new(code::COULD_NOT_WRITE_OUTPUT, format!("{e:#}")))
 }
 
@@ -1129,14 +1155,27 @@ fn json_value(text: &str) -> Result<Node, Exit> {
         )
     };
     let wrapped = Zeroizing::new(format!("{{\"v\": {text}}}"));
-    let map = gitseal_crypto::sops::store::json::parse(&wrapped).map_err(|_| invalid())?;
+    let map = gitseal_crypto::sops::store::json::parse(&wrapped).map_err(|e| {
+        // Positions in the wrapped text would mislead; the depth limit is worth naming.
+        if e.to_string().contains("nesting deeper than") {
+            Exit::new(
+                code::ERROR_INVALID_SET_FORMAT,
+                format!(
+                    "the value nests deeper than {} levels",
+                    limits::MAX_DEPTH - 1
+                ),
+            )
+        } else {
+            invalid()
+        }
+    })?;
     tree::get(&map, "v").cloned().ok_or_else(invalid)
 }
 
 fn edit(global: &Global, options: &FileOptions, file: &Path) -> Result<(), Exit> {
     let (input, _) = formats(options, Some(file));
     let config = Config::find(global.config.as_deref())?;
-    let layout = layout(global, config.as_ref());
+    let layout = layout(global, config.as_ref())?;
     let existing = file.exists();
     let (plain, opened) = if existing {
         let bytes = read_input(Some(file))?;
@@ -1191,9 +1230,12 @@ fn edit(global: &Global, options: &FileOptions, file: &Path) -> Result<(), Exit>
             ),
         ));
     }
-    let edited = Zeroizing::new(
-        std::fs::read(&temp).map_err(|e| Exit::new(code::COULD_NOT_READ_INPUT, e.to_string()))?,
-    );
+    let edited = crate::file::read(&temp, limits::SOPS_FILE).map_err(|e| {
+        Exit::new(
+            code::COULD_NOT_READ_INPUT,
+            format!("cannot read the edited file: {e}"),
+        )
+    })?;
     if *edited == *plain && existing {
         return Err(Exit::new(
             code::FILE_HAS_NOT_BEEN_MODIFIED,
@@ -1240,7 +1282,7 @@ fn edit(global: &Global, options: &FileOptions, file: &Path) -> Result<(), Exit>
     let text = input
         .emit_encrypted(&tree, &metadata, &layout)
         .map_err(|e| sops_failure(e, code::ERROR_DUMPING_TREE))?;
-    crate::manifest::write_atomic(file, &text)
+    crate::file::write_atomic(file, &text)
         .map_err(|e| Exit::new(code::COULD_NOT_WRITE_OUTPUT, format!("{e:#}")))
 }
 
@@ -1366,7 +1408,7 @@ fn exec_file(
     let opened = open_with(&bytes, input, options.ignore_mac, false)?;
     let plain = Zeroizing::new(
         output
-            .emit_plain(&opened.tree, &layout(global, config.as_ref()))
+            .emit_plain(&opened.tree, &layout(global, config.as_ref())?)
             .map_err(|e| sops_failure(e, code::ERROR_DUMPING_TREE))?,
     );
     let dir = private_dir()?;

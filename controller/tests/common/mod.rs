@@ -95,6 +95,17 @@ impl Cluster {
 
 /// Starts a controller replica on `client` with `extra` flags (2048-bit keys for speed).
 pub async fn controller_with(client: kube::Client, identity: &str, extra: &[&str]) -> Running {
+    controller_with_config(client, identity, extra, |_| {}).await
+}
+
+/// Like [`controller_with`], with `edit` applied to the configuration first (for what no
+/// flag sets, such as the HTTP limits).
+pub async fn controller_with_config(
+    client: kube::Client,
+    identity: &str,
+    extra: &[&str],
+    edit: impl FnOnce(&mut Config),
+) -> Running {
     let mut args = vec![
         "gitseal-controller",
         "--listen-addr=127.0.0.1:0",
@@ -103,7 +114,8 @@ pub async fn controller_with(client: kube::Client, identity: &str, extra: &[&str
         "--key-size=2048",
     ];
     args.extend_from_slice(extra);
-    let config = Config::try_parse_from(args).expect("flags parse");
+    let mut config = Config::try_parse_from(args).expect("flags parse");
+    edit(&mut config);
     gitseal_controller::start(config, client, identity.into())
         .await
         .expect("controller starts")

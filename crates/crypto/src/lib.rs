@@ -61,6 +61,7 @@
 
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod primitives;
 pub mod sealed;
 mod secret;

@@ -162,6 +162,29 @@ mod tests {
     }
 
     #[test]
+    fn unix_formatting_before_1970_and_after_2038() {
+        assert_eq!(format_unix(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(format_unix(-86_400), "1969-12-31T00:00:00Z");
+        // X.509 UTCTime: 1950 to 2049.
+        assert_eq!(format_unix(-631_152_000), "1950-01-01T00:00:00Z");
+        assert_eq!(format_unix(-631_151_999 + 3_661), "1950-01-01T01:01:02Z");
+        assert_eq!(format_unix(-68_256_000), "1967-11-03T00:00:00Z");
+        assert_eq!(format_unix(-2_203_977_600), "1900-02-28T00:00:00Z");
+        assert_eq!(
+            format_unix(-2_203_891_200),
+            "1900-03-01T00:00:00Z",
+            "1900 is no leap year"
+        );
+        assert_eq!(format_unix(2_147_483_647), "2038-01-19T03:14:07Z");
+        assert_eq!(format_unix(2_147_483_648), "2038-01-19T03:14:08Z");
+        assert_eq!(format_unix(2_524_607_999), "2049-12-31T23:59:59Z");
+        // X.509 GeneralizedTime: years 0000 to 9999.
+        assert_eq!(format_unix(-62_167_219_200), "0000-01-01T00:00:00Z");
+        assert_eq!(format_unix(-62_162_035_201), "0000-02-29T23:59:59Z");
+        assert_eq!(format_unix(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
     fn go_time_forms() {
         let t = |s: &str| Timestamp::parse(s).map(|t| t.rfc3339_nano());
         assert_eq!(t("2024-01-15").as_deref(), Some("2024-01-15T00:00:00Z"));

@@ -317,6 +317,17 @@ impl Certificate {
         self.not_after
     }
 
+    /// NotBefore in RFC 3339 (`1950-01-01T00:00:00Z`): any date X.509 can hold, from
+    /// year 0000 to 9999, including those before 1970.
+    pub fn not_before_rfc3339(&self) -> String {
+        timefmt::format_unix(self.not_before)
+    }
+
+    /// NotAfter in RFC 3339 (`9999-12-31T23:59:59Z`), as [`Self::not_before_rfc3339`].
+    pub fn not_after_rfc3339(&self) -> String {
+        timefmt::format_unix(self.not_after)
+    }
+
     /// The DER encoding of the whole certificate.
     pub fn der(&self) -> &[u8] {
         &self.der
@@ -432,6 +443,18 @@ mod tests {
         der_length(&mut v, 0x80);
         der_length(&mut v, 0x1234);
         assert_eq!(v, [5, 0x81, 0x80, 0x82, 0x12, 0x34]);
+    }
+
+    #[test]
+    fn certificate_dates_from_1950_to_9999() {
+        let key = PrivateKey::generate(2048).unwrap();
+        // UTCTime 500101000000Z to GeneralizedTime 99991231235959Z.
+        let not_before = UNIX_EPOCH - std::time::Duration::from_secs(631_152_000);
+        let ttl = std::time::Duration::from_secs(631_152_000 + 253_402_300_799);
+        let cert = Certificate::self_signed(&key, "", not_before, ttl).unwrap();
+        assert_eq!(cert.not_before_unix(), -631_152_000);
+        assert_eq!(cert.not_before_rfc3339(), "1950-01-01T00:00:00Z");
+        assert_eq!(cert.not_after_rfc3339(), "9999-12-31T23:59:59Z");
     }
 
     #[test]

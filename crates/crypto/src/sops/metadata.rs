@@ -350,42 +350,140 @@ pub fn flatten(node: &Node, prefix: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Rebuilds the metadata tree from flattened `(key, value)` pairs (prefix removed).
+/// Rebuilds the metadata tree from flattened `(key, value)` pairs (prefix removed), in
+/// any order: sops writes them in Go's random map order (INI), or sorted as strings
+/// (`__list_10` before `__list_2`). Keys are split as sops splits them, at every
+/// `__map_` and `__list_`; mappings come out sorted by key, lists by index. A list
+/// index that leaves a gap, a key that is both a value and a container, or a key
+/// nested deeper than `limits::MAX_DEPTH` is malformed.
 pub fn unflatten(pairs: &[(String, String)]) -> Result<Node, SopsError> {
-    let mut root = Node::Map(Vec::new());
-    for (key, value) in pairs {
-        let mut steps = Vec::new();
-        let first_end = key.find("__").unwrap_or(key.len());
-        steps.push(crate::sops::tree::PathStep::Key(
-            key[..first_end].to_owned(),
-        ));
-        let mut rest = &key[first_end..];
-        while !rest.is_empty() {
-            let bad = || SopsError::Metadata(format!("malformed flattened metadata key {key:?}"));
-            let (is_list, body) = if let Some(body) = rest.strip_prefix("__map_") {
-                (false, body)
-            } else if let Some(body) = rest.strip_prefix("__list_") {
-                (true, body)
-            } else {
-                return Err(bad());
-            };
-            let end = body.find("__").unwrap_or(body.len());
-            let part = &body[..end];
-            steps.push(if is_list {
-                crate::sops::tree::PathStep::Index(part.parse().map_err(|_| bad())?)
-            } else {
-                crate::sops::tree::PathStep::Key(part.to_owned())
-            });
-            rest = &body[end..];
-        }
-        let Node::Map(map) = &mut root else {
-            unreachable!("root is a mapping")
-        };
-        crate::sops::tree::set(map, &steps, Node::str(value)).map_err(|_| {
-            SopsError::Metadata(format!("malformed flattened metadata key {key:?}"))
-        })?;
+    use std::collections::BTreeMap;
+
+    /// A node being rebuilt: mappings by key, lists by index, until every pair is in.
+    enum Partial {
+        Map(BTreeMap<String, Partial>),
+        List(BTreeMap<usize, Partial>),
+        Leaf(String),
     }
-    Ok(root)
+
+    enum Step<'a> {
+        Key(&'a str),
+        Index(usize),
+    }
+
+    /// Splits a flattened key at every `__map_` / `__list_`, as sops' `tokenize` does;
+    /// `None` when a list index is not a number.
+    fn tokenize(key: &str) -> Option<Vec<Step<'_>>> {
+        fn step(part: &str, list: bool) -> Option<Step<'_>> {
+            Some(if list {
+                Step::Index(part.parse().ok()?)
+            } else {
+                Step::Key(part)
+            })
+        }
+        let mut steps = Vec::new();
+        let (mut start, mut list, mut i) = (0, false, 0);
+        while i < key.len() {
+            let rest = &key.as_bytes()[i..];
+            let separator = if rest.starts_with(b"__map_") {
+                Some((6, false))
+            } else if rest.starts_with(b"__list_") {
+                Some((7, true))
+            } else {
+                None
+            };
+            match separator {
+                Some((len, is_list)) => {
+                    steps.push(step(&key[start..i], list)?);
+                    list = is_list;
+                    i += len;
+                    start = i;
+                }
+                None => i += 1,
+            }
+        }
+        steps.push(step(&key[start..], list)?);
+        Some(steps)
+    }
+
+    /// The container the step after this one needs (a leaf after the last step).
+    fn fresh(next: Option<&Step<'_>>) -> Partial {
+        match next {
+            Some(Step::Key(_)) => Partial::Map(BTreeMap::new()),
+            Some(Step::Index(_)) => Partial::List(BTreeMap::new()),
+            None => Partial::Leaf(String::new()),
+        }
+    }
+
+    fn into_node(partial: Partial) -> Result<Node, String> {
+        Ok(match partial {
+            Partial::Leaf(text) => Node::str(text),
+            Partial::Map(map) => Node::Map(
+                map.into_iter()
+                    .map(|(key, value)| Ok(MapItem::Entry(key, into_node(value)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            Partial::List(list) => {
+                let len = list.len();
+                let mut items = Vec::with_capacity(len);
+                for (expected, (index, value)) in list.into_iter().enumerate() {
+                    if index != expected {
+                        return Err(format!("list index {index} with {len} items"));
+                    }
+                    items.push(ListItem::Value(into_node(value)?));
+                }
+                Node::List(items)
+            }
+        })
+    }
+
+    let mut root = BTreeMap::new();
+    for (key, value) in pairs {
+        let bad = |why: &str| {
+            SopsError::Metadata(format!("malformed flattened metadata key {key:?}: {why}"))
+        };
+        let steps = tokenize(key).ok_or_else(|| bad("a list index is not a number"))?;
+        if steps.len() > crate::limits::MAX_DEPTH {
+            return Err(bad(&crate::sops::tree::too_deep("")));
+        }
+        let Some((Step::Key(first), rest)) = steps.split_first() else {
+            return Err(bad("it does not start with a key"));
+        };
+        // Walk down, making each container as the next step asks for.
+        let mut slot = root
+            .entry((*first).to_owned())
+            .or_insert_with(|| fresh(rest.first()));
+        for (at, step) in rest.iter().enumerate() {
+            let next = rest.get(at + 1);
+            slot = match (slot, step) {
+                (Partial::Map(map), Step::Key(k)) => {
+                    map.entry((*k).to_owned()).or_insert_with(|| fresh(next))
+                }
+                (Partial::List(list), Step::Index(i)) => {
+                    list.entry(*i).or_insert_with(|| fresh(next))
+                }
+                _ => return Err(bad("it is both a mapping and a list, or a value")),
+            };
+        }
+        // A key given twice: the last value wins, as it did in sops.
+        match slot {
+            Partial::Leaf(text) => *text = value.clone(),
+            _ => return Err(bad("it is both a value and a mapping or list")),
+        }
+    }
+    let map = root
+        .into_iter()
+        .map(|(key, value)| {
+            into_node(value)
+                .map(|node| MapItem::Entry(key.clone(), node))
+                .map_err(|why| {
+                    SopsError::Metadata(format!(
+                        "malformed flattened metadata under {key:?}: {why}"
+                    ))
+                })
+        })
+        .collect::<Result<Map, SopsError>>()?;
+    Ok(Node::Map(map))
 }
 
 #[cfg(test)]
@@ -420,6 +518,130 @@ mod tests {
         assert_eq!(back.version, WRITTEN_VERSION);
         assert!(
             matches!(back.selection, Selection::UnencryptedSuffix(ref s) if s == "_unencrypted")
+        );
+    }
+
+    /// Metadata with `recipients` age keys in one group, or (with `groups`) a Shamir
+    /// key group per recipient.
+    fn metadata(recipients: usize, groups: bool) -> Metadata {
+        let keys: Vec<AgeKey> = (0..recipients)
+            .map(|i| AgeKey {
+                recipient: format!("age1recipient{i}"),
+                enc: format!("-----BEGIN AGE ENCRYPTED FILE-----\nkey {i}\n-----END AGE ENCRYPTED FILE-----\n"),
+            })
+            .collect();
+        let key_groups = if groups {
+            keys.into_iter()
+                .map(|key| KeyGroup {
+                    age: vec![key],
+                    ..KeyGroup::default()
+                })
+                .collect()
+        } else {
+            vec![KeyGroup {
+                age: keys,
+                ..KeyGroup::default()
+            }]
+        };
+        Metadata {
+            shamir_threshold: if groups && recipients > 1 { 2 } else { 0 },
+            key_groups,
+            lastmodified: "2026-11-23T03:43:56Z".into(),
+            mac: "ENC[x]".into(),
+            selection: Selection::EncryptedRegex(regex::Regex::new("^data$").unwrap()),
+            mac_only_encrypted: true,
+            version: "3.11.0".into(),
+        }
+    }
+
+    fn same(a: &Metadata, b: &Metadata) -> bool {
+        a.key_groups == b.key_groups
+            && a.shamir_threshold == b.shamir_threshold
+            && a.lastmodified == b.lastmodified
+            && a.mac == b.mac
+            && a.selection.to_key() == b.selection.to_key()
+            && a.mac_only_encrypted == b.mac_only_encrypted
+            && a.version == b.version
+    }
+
+    #[test]
+    fn flattened_keys_are_read_in_any_order() {
+        // sops writes INI metadata in Go's random map order: `age__list_1__...` may come
+        // before `age__list_0__...`. Every order reads back to the same metadata.
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        for recipients in 1..=4 {
+            for groups in [false, true] {
+                let meta = metadata(recipients, groups);
+                let flat = flatten(&meta.to_node(), "");
+                let expected = unflatten(&flat).unwrap();
+                for round in 0..50 {
+                    let mut shuffled = flat.clone();
+                    for i in (1..shuffled.len()).rev() {
+                        shuffled.swap(i, next(i + 1));
+                    }
+                    if round == 0 {
+                        shuffled.reverse();
+                    }
+                    let node = unflatten(&shuffled).unwrap();
+                    assert!(node == expected, "{recipients} recipients, {shuffled:?}");
+                    assert!(same(&Metadata::from_node(&node).unwrap(), &meta));
+                }
+            }
+        }
+        // Sorted as strings, index 10 comes before index 2.
+        let meta = metadata(12, false);
+        let mut flat = flatten(&meta.to_node(), "");
+        flat.sort();
+        assert!(same(
+            &Metadata::from_node(&unflatten(&flat).unwrap()).unwrap(),
+            &meta
+        ));
+    }
+
+    #[test]
+    fn malformed_flattened_keys_are_refused() {
+        let pairs = |keys: &[&str]| -> Vec<(String, String)> {
+            keys.iter()
+                .map(|k| ((*k).to_owned(), "v".to_owned()))
+                .collect()
+        };
+        for (keys, why) in [
+            (
+                &["age__list_1__map_recipient"][..],
+                "list index 1 with 1 items",
+            ),
+            (&["age__list_0", "age__list_0__map_enc"][..], "both"),
+            (
+                &["age__list_0__map_enc", "age__map_x"][..],
+                "both a mapping and a list",
+            ),
+            (&["age__list_x__map_enc"][..], "not a number"),
+            (&["age__list_99999999999999999999999"][..], "not a number"),
+        ] {
+            let error = unflatten(&pairs(keys)).err().expect("refused").to_string();
+            assert!(
+                error.starts_with("invalid sops metadata: malformed flattened metadata")
+                    && error.contains(why),
+                "{error}"
+            );
+        }
+        let deep = format!("a{}", "__map_b".repeat(10_000));
+        let error = unflatten(&pairs(&[&deep])).err().unwrap().to_string();
+        assert!(error.ends_with("nesting deeper than 128 levels"), "{error}");
+        // Separators are found anywhere, as sops finds them; other underscores are text.
+        let node = unflatten(&pairs(&["a__b", "c___map_d"])).unwrap();
+        assert_eq!(node.get("a__b").and_then(Node::as_str), Some("v"));
+        assert_eq!(
+            node.get("c_")
+                .and_then(|n| n.get("d"))
+                .and_then(Node::as_str),
+            Some("v")
         );
     }
 

@@ -4,6 +4,7 @@
 use zeroize::Zeroize;
 
 use crate::error::SopsError;
+use crate::limits::MAX_DEPTH;
 use crate::sops::value::{Plaintext, ValueType, format_bool, format_float};
 
 /// A node of a document.
@@ -218,6 +219,59 @@ fn wipe_node(node: &mut Node) {
     }
 }
 
+/// The message of every reader and writer that meets a tree nested deeper than
+/// [`MAX_DEPTH`]; `at` says where (e.g. `" at line 130"`), or is empty.
+pub(crate) fn too_deep(at: &str) -> String {
+    format!("nesting deeper than {MAX_DEPTH} levels{at}")
+}
+
+/// How many levels of mappings and lists `node` holds: 0 for a scalar, 1 for a mapping of
+/// scalars (or an empty one), and so on. Iterative, so any tree can be measured.
+pub fn height(node: &Node) -> usize {
+    let mut max = 0;
+    let mut pending: Vec<(&Node, usize)> = vec![(node, 1)];
+    while let Some((node, level)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Node>> = match node {
+            Node::Scalar(_) => continue,
+            Node::Map(map) => Box::new(map.iter().filter_map(|item| match item {
+                MapItem::Entry(_, value) => Some(value),
+                MapItem::Comment(_) => None,
+            })),
+            Node::List(list) => Box::new(list.iter().filter_map(|item| match item {
+                ListItem::Value(value) => Some(value),
+                ListItem::Comment(_) => None,
+            })),
+        };
+        max = max.max(level);
+        pending.extend(
+            children
+                .filter(|child| !matches!(child, Node::Scalar(_)))
+                .map(|child| (child, level + 1)),
+        );
+    }
+    max
+}
+
+/// Fails when a document (its root mapping counting as the first level) nests deeper than
+/// [`MAX_DEPTH`], the limit every reader applies: writers refuse to produce what no
+/// reader would read back.
+pub fn check_depth(documents: &[Map]) -> Result<(), SopsError> {
+    for map in documents {
+        let deepest = map
+            .iter()
+            .filter_map(|item| match item {
+                MapItem::Entry(_, value) => Some(height(value)),
+                MapItem::Comment(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
+        if 1 + deepest > MAX_DEPTH {
+            return Err(SopsError::Unsupported(too_deep("")));
+        }
+    }
+    Ok(())
+}
+
 /// One step of a tree path, as in `--extract '["a"][0]'`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathStep {
@@ -277,7 +331,22 @@ pub fn lookup<'a>(map: &'a Map, path: &[PathStep]) -> Result<&'a Node, SopsError
 
 /// Sets the node at `path` in `map` to `value`, creating mappings on the way (and
 /// appending to a list when the index is its length). Returns whether anything changed.
+///
+/// A path and value that would nest deeper than [`MAX_DEPTH`] (`map` being the first
+/// level) are refused, and `map` is left as it was.
 pub fn set(map: &mut Map, path: &[PathStep], value: Node) -> Result<bool, SopsError> {
+    let levels = height(&value);
+    if path.len().saturating_add(levels) > MAX_DEPTH {
+        return Err(SopsError::Unsupported(format!(
+            "{} (a path of {} steps to a value of {levels} levels)",
+            too_deep(""),
+            path.len()
+        )));
+    }
+    set_in(map, path, value)
+}
+
+fn set_in(map: &mut Map, path: &[PathStep], value: Node) -> Result<bool, SopsError> {
     let (first, rest) = path
         .split_first()
         .ok_or(SopsError::InvalidPath(String::new()))?;
@@ -319,7 +388,7 @@ fn set_node(node: &mut Node, path: &[PathStep], value: Node) -> Result<bool, Sop
             let Node::Map(map) = node else {
                 unreachable!("made a mapping")
             };
-            set(map, path, value)
+            set_in(map, path, value)
         }
         PathStep::Index(index) => {
             if !matches!(node, Node::List(_)) {
@@ -421,5 +490,67 @@ mod tests {
         assert!(unset(&mut map, &path).is_err());
         unset(&mut map, &parse_path(r#"["l"]"#).unwrap()).unwrap();
         assert_eq!(map.len(), 1);
+    }
+
+    /// A value `levels` mappings deep.
+    fn nested(levels: usize) -> Node {
+        let mut node = Node::str("x");
+        for _ in 0..levels {
+            node = Node::Map(vec![MapItem::Entry("k".into(), node)]);
+        }
+        node
+    }
+
+    #[test]
+    fn heights_count_levels_of_collections() {
+        assert_eq!(height(&Node::str("x")), 0);
+        assert_eq!(height(&Node::Map(Vec::new())), 1);
+        assert_eq!(height(&nested(3)), 3);
+        let list = Node::List(vec![
+            ListItem::Comment("c".into()),
+            ListItem::Value(nested(2)),
+            ListItem::Value(Node::str("y")),
+        ]);
+        assert_eq!(height(&list), 3);
+        // Iterative: a tree far beyond the limit is measured without recursion. (Built
+        // and dropped in a thread with a large stack: dropping recurses.)
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(|| assert_eq!(height(&nested(100_000)), 100_000))
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn set_refuses_paths_that_nest_deeper_than_the_limit() {
+        let steps = |n: usize| -> Vec<PathStep> {
+            (0..n).map(|i| PathStep::Key(format!("k{i}"))).collect()
+        };
+        // The document is the first level: a path of MAX_DEPTH keys to a scalar fits.
+        let mut map = Map::new();
+        assert!(set(&mut map, &steps(MAX_DEPTH), Node::str("v")).unwrap());
+        assert!(check_depth(std::slice::from_ref(&map)).is_ok());
+        let mut other = Map::new();
+        assert!(set(&mut other, &steps(MAX_DEPTH - 2), nested(2)).is_ok());
+        // One level more is refused, and nothing is changed.
+        for (path, value) in [
+            (steps(MAX_DEPTH + 1), Node::str("v")),
+            (steps(MAX_DEPTH - 1), nested(2)),
+            (steps(10_000), Node::str("v")),
+        ] {
+            let before = map.clone();
+            let error = set(&mut map, &path, value).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("nesting deeper than 128 levels"),
+                "{error}"
+            );
+            assert!(map == before);
+        }
+        let mut deep = Map::new();
+        set_in(&mut deep, &steps(MAX_DEPTH + 1), Node::str("v")).unwrap();
+        assert!(check_depth(&[deep]).is_err());
     }
 }

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use regex::Regex;
 
 use crate::error::SopsError;
+use crate::limits::MAX_DEPTH;
 use crate::primitives;
 use crate::sops::mac::{Mac, MacHasher};
-use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar, Tree};
+use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar, Tree, too_deep};
 use crate::sops::value::{EncryptedValue, IV_LEN, ValueCipher, ValueType};
 use zeroize::Zeroizing;
 
@@ -345,9 +346,19 @@ impl<'a> Walker<'a> {
         self.items(map)
     }
 
+    /// Opens one level of nesting (a mapping or a list): the comment stack has one entry
+    /// per level. Trees deeper than [`MAX_DEPTH`] are refused before recursing further.
+    fn enter(&mut self) -> Result<(), SopsError> {
+        if self.scope.comments.len() >= MAX_DEPTH {
+            return Err(SopsError::Unsupported(too_deep("")));
+        }
+        self.scope.comments.push(Vec::new());
+        Ok(())
+    }
+
     /// The items of one mapping (or a run of them).
     fn items(&mut self, items: &mut [MapItem]) -> Result<(), SopsError> {
-        self.scope.comments.push(Vec::new());
+        self.enter()?;
         for item in items.iter_mut() {
             match item {
                 MapItem::Comment(text) => {
@@ -374,7 +385,7 @@ impl<'a> Walker<'a> {
         match node {
             Node::Map(map) => self.map(map),
             Node::List(list) => {
-                self.scope.comments.push(Vec::new());
+                self.enter()?;
                 for item in list.iter_mut() {
                     let comment = match item {
                         ListItem::Comment(text) => {
@@ -571,6 +582,33 @@ mod tests {
                 ]),
             ),
         ]])
+    }
+
+    #[test]
+    fn trees_deeper_than_the_limit_are_refused() {
+        let cipher = ValueCipher::new(&DataKey::generate());
+        let deep = |levels: usize, list: bool| {
+            let mut node = Node::str("secret");
+            for _ in 1..levels {
+                node = if list {
+                    Node::List(vec![ListItem::Value(node)])
+                } else {
+                    Node::Map(vec![MapItem::Entry("k".into(), node)])
+                };
+            }
+            Tree::new(vec![vec![MapItem::Entry("top".into(), node)]])
+        };
+        for list in [false, true] {
+            let mut fits = deep(MAX_DEPTH, list);
+            encrypt(&mut fits, &cipher, &Selection::All, false, None).unwrap();
+            decrypt(&mut fits, &cipher, &Selection::All, false, None).unwrap();
+            let mut over = deep(MAX_DEPTH + 1, list);
+            let error = encrypt(&mut over, &cipher, &Selection::All, false, None)
+                .err()
+                .expect("refused");
+            assert_eq!(error.to_string(), "nesting deeper than 128 levels");
+            assert!(decrypt(&mut over, &cipher, &Selection::All, false, None).is_err());
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use crate::limits::MAX_DEPTH;
 use crate::sops::store::yaml::resolve_plain;
 use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar};
 
@@ -29,6 +30,9 @@ struct Reader<'a> {
     lines: Vec<Line<'a>>,
     at: usize,
     pending: Vec<Comment>,
+    /// Open block mappings and sequences. Near [`MAX_DEPTH`] the reader gives up, so that
+    /// the general reader reports the error (and its recursion stays shallow).
+    depth: usize,
 }
 
 /// Parses `text`, or `None` when it is not in the subset.
@@ -69,6 +73,7 @@ pub(crate) fn parse(text: &str) -> Option<Vec<Map>> {
             lines,
             at: 0,
             pending: Vec::new(),
+            depth: 0,
         };
         let start = reader.next_content()?;
         if reader.lines[start].indent != 0 {
@@ -298,7 +303,15 @@ impl<'a> Reader<'a> {
         std::mem::replace(&mut self.pending, rest)
     }
 
+    /// Opens a block collection, or gives up (`None`) at [`MAX_DEPTH`] levels: an inline
+    /// `[]`/`{}` one level further still fits, anything deeper is the general reader's.
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth < MAX_DEPTH).then_some(())
+    }
+
     fn map(&mut self, col: usize) -> Option<Map> {
+        self.enter()?;
         let mut items = Map::new();
         let mut seen: HashSet<String> = HashSet::new();
         while let Some(line) = self.peek() {
@@ -324,6 +337,7 @@ impl<'a> Reader<'a> {
                 .into_iter()
                 .map(|c| MapItem::Comment(c.text)),
         );
+        self.depth -= 1;
         Some(items)
     }
 
@@ -380,6 +394,7 @@ impl<'a> Reader<'a> {
 
     /// A block sequence whose dashes sit at `col` (`indentless`: at its key's column).
     fn list(&mut self, col: usize, indentless: bool) -> Option<Vec<ListItem>> {
+        self.enter()?;
         let mut items = Vec::new();
         while let Some(line) = self.peek() {
             if line.indent < col {
@@ -426,6 +441,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         items.extend(closing.into_iter().map(|c| ListItem::Comment(c.text)));
+        self.depth -= 1;
         Some(items)
     }
 

@@ -2,14 +2,24 @@
 //! writer with Go's escaping and `json.Indent` layout (tab by default).
 
 use crate::error::SopsError;
-use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar};
+use crate::limits::MAX_DEPTH;
+use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar, too_deep};
 use crate::sops::value::format_go_float;
 
-fn syntax(at: usize, message: &str) -> SopsError {
-    SopsError::Syntax {
-        format: "json",
-        message: format!("{message} at byte {at}"),
-    }
+/// Where byte `at` of `bytes` is, as `line L, column C` (columns count characters): errors
+/// show positions, never the text, which may be a secret.
+fn position(bytes: &[u8], at: usize) -> String {
+    let before = &bytes[..at.min(bytes.len())];
+    let line = 1 + before.iter().filter(|b| **b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |n| n + 1);
+    let column = 1 + before[line_start..]
+        .iter()
+        .filter(|b| (**b & 0xc0) != 0x80)
+        .count();
+    format!("line {line}, column {column}")
 }
 
 /// Parses a JSON document whose top level is an object.
@@ -31,10 +41,7 @@ pub fn parse(text: &str) -> Result<Map, SopsError> {
     };
     reader.blank();
     if reader.at != reader.bytes.len() {
-        return Err(syntax(
-            reader.at,
-            "unexpected data after the top-level object",
-        ));
+        return Err(reader.error(reader.at, "unexpected data after the top-level object"));
     }
     Ok(map)
 }
@@ -46,6 +53,14 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// A syntax error at byte `at`.
+    fn error(&self, at: usize, message: &str) -> SopsError {
+        SopsError::Syntax {
+            format: "json",
+            message: format!("{message} at {}", position(self.bytes, at)),
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -62,15 +77,20 @@ impl Reader<'_> {
             self.at += 1;
             Ok(())
         } else {
-            Err(syntax(self.at, &format!("expected '{}'", byte as char)))
+            Err(self.error(self.at, &format!("expected '{}'", byte as char)))
         }
     }
 
+    /// A value inside `depth` open objects and arrays; a value that opens one more than
+    /// [`MAX_DEPTH`] is refused before recursing.
     fn value(&mut self, depth: usize) -> Result<Node, SopsError> {
-        if depth > 512 {
-            return Err(syntax(self.at, "nesting too deep"));
-        }
         self.blank();
+        if matches!(self.peek(), Some(b'{' | b'[')) && depth >= MAX_DEPTH {
+            return Err(SopsError::Syntax {
+                format: "json",
+                message: too_deep(&format!(" at {}", position(self.bytes, self.at))),
+            });
+        }
         match self.peek() {
             Some(b'{') => {
                 self.at += 1;
@@ -83,7 +103,7 @@ impl Reader<'_> {
                 loop {
                     self.blank();
                     if self.peek() != Some(b'"') {
-                        return Err(syntax(self.at, "expected a string key"));
+                        return Err(self.error(self.at, "expected a string key"));
                     }
                     let key = self.string()?;
                     self.expect(b':')?;
@@ -96,7 +116,7 @@ impl Reader<'_> {
                             self.at += 1;
                             return Ok(Node::Map(map));
                         }
-                        _ => return Err(syntax(self.at, "expected ',' or '}'")),
+                        _ => return Err(self.error(self.at, "expected ',' or '}'")),
                     }
                 }
             }
@@ -117,7 +137,7 @@ impl Reader<'_> {
                             self.at += 1;
                             return Ok(Node::List(list));
                         }
-                        _ => return Err(syntax(self.at, "expected ',' or ']'")),
+                        _ => return Err(self.error(self.at, "expected ',' or ']'")),
                     }
                 }
             }
@@ -126,7 +146,7 @@ impl Reader<'_> {
             Some(b'f') => self.literal("false", Scalar::Bool(false)),
             Some(b'n') => self.literal("null", Scalar::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err(syntax(self.at, "expected a value")),
+            _ => Err(self.error(self.at, "expected a value")),
         }
     }
 
@@ -135,7 +155,7 @@ impl Reader<'_> {
             self.at += word.len();
             Ok(Node::Scalar(scalar))
         } else {
-            Err(syntax(self.at, "invalid literal"))
+            Err(self.error(self.at, "invalid literal"))
         }
     }
 
@@ -152,14 +172,14 @@ impl Reader<'_> {
             r.at > from
         };
         if !digits(self) {
-            return Err(syntax(self.at, "invalid number"));
+            return Err(self.error(self.at, "invalid number"));
         }
         let mut integer = true;
         if self.peek() == Some(b'.') {
             self.at += 1;
             integer = false;
             if !digits(self) {
-                return Err(syntax(self.at, "invalid number"));
+                return Err(self.error(self.at, "invalid number"));
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
@@ -169,7 +189,7 @@ impl Reader<'_> {
                 self.at += 1;
             }
             if !digits(self) {
-                return Err(syntax(self.at, "invalid number"));
+                return Err(self.error(self.at, "invalid number"));
             }
         }
         let text = &self.text[start..self.at];
@@ -182,7 +202,7 @@ impl Reader<'_> {
         }
         text.parse::<f64>()
             .map(|v| Node::Scalar(Scalar::Float(v)))
-            .map_err(|_| syntax(start, "invalid number"))
+            .map_err(|_| self.error(start, "invalid number"))
     }
 
     fn string(&mut self) -> Result<String, SopsError> {
@@ -202,7 +222,7 @@ impl Reader<'_> {
                     self.at += 1;
                     let escape = self
                         .peek()
-                        .ok_or_else(|| syntax(self.at, "unterminated string"))?;
+                        .ok_or_else(|| self.error(self.at, "unterminated string"))?;
                     self.at += 1;
                     match escape {
                         b'"' => out.push('"'),
@@ -232,10 +252,10 @@ impl Reader<'_> {
                             };
                             out.push(c.unwrap_or('\u{fffd}'));
                         }
-                        _ => return Err(syntax(self.at - 1, "invalid escape")),
+                        _ => return Err(self.error(self.at - 1, "invalid escape")),
                     }
                 }
-                _ => return Err(syntax(start, "unterminated string")),
+                _ => return Err(self.error(start, "unterminated string")),
             }
         }
     }
@@ -244,16 +264,17 @@ impl Reader<'_> {
         let digits = self
             .text
             .get(self.at..self.at + 4)
-            .ok_or_else(|| syntax(self.at, "invalid \\u escape"))?;
-        let value =
-            u32::from_str_radix(digits, 16).map_err(|_| syntax(self.at, "invalid \\u escape"))?;
+            .ok_or_else(|| self.error(self.at, "invalid \\u escape"))?;
+        let value = u32::from_str_radix(digits, 16)
+            .map_err(|_| self.error(self.at, "invalid \\u escape"))?;
         self.at += 4;
         Ok(value)
     }
 }
 
 /// Writes `map` as sops does: `indent` spaces per level, or a tab when `None`; a final
-/// newline. Comments are dropped (JSON has none).
+/// newline. Comments are dropped (JSON has none). Like the YAML writer it recurses: trees
+/// must be within `limits::MAX_DEPTH` (see [`crate::sops::tree::check_depth`]).
 pub fn emit(map: &Map, indent: Option<usize>) -> String {
     emit_with(map, indent, &[])
 }
@@ -267,9 +288,9 @@ pub fn emit_with(map: &Map, indent: Option<usize>, trailer: &[MapItem]) -> Strin
     out
 }
 
-/// One level of indentation: `indent` spaces, or a tab.
+/// One level of indentation: `indent` spaces (at most `MAX_INDENT`), or a tab.
 fn indent_unit(indent: Option<usize>) -> String {
-    indent.map_or_else(|| "\t".to_owned(), |n| " ".repeat(n))
+    indent.map_or_else(|| "\t".to_owned(), |n| " ".repeat(n.min(super::MAX_INDENT)))
 }
 
 /// Writes any node (for `--extract` of a list), with a final newline.
@@ -473,6 +494,52 @@ mod tests {
             "{\n\t\"b\": 1,\n\t\"a\": [\n\t\t1.5,\n\t\t\"x\\u003cy\\u003e\\u0026\",\n\t\ttrue,\n\t\tnull,\n\t\t{},\n\t\t[]\n\t],\n\t\"b\": 9223372036854775808,\n\t\"e\": 1e+21,\n\t\"w\": 2\n}\n"
         );
         assert_eq!(emit(&parse("{}").unwrap(), Some(2)), "{}\n");
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused() {
+        let objects = |n: usize| format!("{}1{}", "{\"a\": ".repeat(n), "}".repeat(n));
+        let arrays = |n: usize| format!("{{\"a\": {}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        for make in [&objects as &dyn Fn(usize) -> String, &arrays] {
+            let map = parse(&make(MAX_DEPTH)).unwrap();
+            assert_eq!(parse(&emit(&map, Some(0))).unwrap().len(), 1);
+            let error = parse(&make(MAX_DEPTH + 1))
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(
+                error.starts_with("json: nesting deeper than 128 levels at line 1, column "),
+                "{error}"
+            );
+            // Far deeper inputs stop at the same place, without exhausting the stack.
+            assert_eq!(
+                parse(&make(100_000)).err().expect("refused").to_string(),
+                error
+            );
+        }
+        assert_eq!(
+            parse(&format!("{{\n  \"a\":\n{}", "[".repeat(200)))
+                .err()
+                .expect("refused")
+                .to_string(),
+            "json: nesting deeper than 128 levels at line 3, column 128"
+        );
+    }
+
+    #[test]
+    fn errors_show_positions_never_text() {
+        for (text, position) in [
+            ("{\n  \"password\": \"hunter2", "line 2, column 15"),
+            ("{\"a\": hunter2}", "line 1, column 7"),
+            ("{\"é\": 1,\n\"b\": x}", "line 2, column 6"),
+        ] {
+            let error = parse(text).err().expect("refused").to_string();
+            assert!(error.ends_with(position), "{error}");
+            assert!(
+                !error.contains("hunter2") && !error.contains("password"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -28,10 +28,16 @@ pub enum Format {
     Binary,
 }
 
-/// Output layout options (`stores:` in `.sops.yaml`, `--indent`).
+/// The largest indent (in spaces) gitseal writes. sops takes any number and go-yaml
+/// uses 2 for YAML indents above 9, so only JSON output could be wider; a larger indent
+/// only makes a file bigger (`--indent 100000000` would write gigabytes).
+pub const MAX_INDENT: usize = 16;
+
+/// Output layout options (`stores:` in `.sops.yaml`, `--indent`). JSON indents above
+/// [`MAX_INDENT`] are written as [`MAX_INDENT`]; the command line refuses them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Layout {
-    /// YAML indent (default 4).
+    /// YAML indent (default 4; 0 also means 4, and 1 or more than 9 mean 2, as in sops).
     pub yaml_indent: Option<usize>,
     /// JSON indent in spaces (default: a tab).
     pub json_indent: Option<usize>,
@@ -170,9 +176,10 @@ impl Format {
         Ok((tree, metadata))
     }
 
-    /// Writes a plaintext tree.
+    /// Writes a plaintext tree; trees nested deeper than `limits::MAX_DEPTH` are refused.
     pub fn emit_plain(self, tree: &Tree, layout: &Layout) -> Result<Vec<u8>, SopsError> {
         let docs = &tree.documents;
+        tree::check_depth(docs)?;
         Ok(match self {
             Self::Yaml => yaml::emit(docs, layout.yaml_indent.unwrap_or(4)).into_bytes(),
             Self::Json => json::emit(single(docs)?, layout.json_indent).into_bytes(),
@@ -191,13 +198,14 @@ impl Format {
     }
 
     /// Writes an encrypted tree with its metadata (the `sops` section last, in every
-    /// YAML document).
+    /// YAML document); trees nested deeper than `limits::MAX_DEPTH` are refused.
     pub fn emit_encrypted(
         self,
         tree: &Tree,
         metadata: &Metadata,
         layout: &Layout,
     ) -> Result<Vec<u8>, SopsError> {
+        tree::check_depth(&tree.documents)?;
         let node = metadata.to_node();
         Ok(match self {
             Self::Yaml => {
@@ -261,6 +269,9 @@ fn single(docs: &[Map]) -> Result<&Map, SopsError> {
 
 /// Renders one value for `--extract`: strings raw, other nodes in `format`.
 pub fn emit_value(node: &Node, format: Format, layout: &Layout) -> Result<Vec<u8>, SopsError> {
+    if tree::height(node) > crate::limits::MAX_DEPTH {
+        return Err(SopsError::Unsupported(tree::too_deep("")));
+    }
     match node {
         Node::Scalar(Scalar::Str(text)) => Ok(text.clone().into_bytes()),
         Node::Scalar(Scalar::Bytes(bytes)) => Ok(bytes.clone()),
@@ -271,5 +282,103 @@ pub fn emit_value(node: &Node, format: Format, layout: &Layout) -> Result<Vec<u8
             _ => yaml::emit_list(list, layout.yaml_indent.unwrap_or(4)),
         }
         .into_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sops::metadata::{AgeKey, KeyGroup};
+
+    fn metadata(recipients: usize) -> Metadata {
+        Metadata {
+            key_groups: vec![KeyGroup {
+                age: (0..recipients)
+                    .map(|i| AgeKey {
+                        recipient: format!("age1r{i}"),
+                        enc: format!("-----BEGIN AGE ENCRYPTED FILE-----\nk{i}\n-----END AGE ENCRYPTED FILE-----\n"),
+                    })
+                    .collect(),
+                ..KeyGroup::default()
+            }],
+            lastmodified: "2026-01-02T03:04:05Z".into(),
+            mac: "ENC[mac]".into(),
+            version: "3.11.0".into(),
+            ..Metadata::default()
+        }
+    }
+
+    /// The lines of `text` that `is_metadata`, reversed and rotated by `turn` (the rest
+    /// stays in place): orders sops' random map order produces.
+    fn reorder(text: &str, is_metadata: impl Fn(&str) -> bool, turn: usize) -> String {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut meta: Vec<&str> = lines.iter().copied().filter(|l| is_metadata(l)).collect();
+        meta.reverse();
+        let len = meta.len();
+        meta.rotate_left(turn % len);
+        let mut meta = meta.into_iter();
+        let mut out = String::new();
+        for line in lines {
+            out.push_str(if is_metadata(line) {
+                meta.next().unwrap()
+            } else {
+                line
+            });
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn ini_and_dotenv_metadata_is_read_in_any_order() {
+        for recipients in 1..=4 {
+            let meta = metadata(recipients);
+            for format in [Format::Ini, Format::Dotenv] {
+                let plain = match format {
+                    Format::Ini => "[app]\nuser = admin\n",
+                    _ => "USER=admin\n",
+                };
+                let tree = format.parse_plain(plain.as_bytes()).unwrap();
+                let text = format
+                    .emit_encrypted(&tree, &meta, &Layout::default())
+                    .unwrap();
+                let text = String::from_utf8(text).unwrap();
+                let in_sops_section = |line: &str| match format {
+                    Format::Ini => line.contains(" = ") && !line.starts_with("user"),
+                    _ => line.starts_with("sops_"),
+                };
+                for turn in 0..8 {
+                    let shuffled = reorder(&text, in_sops_section, turn);
+                    let (_, read) = format
+                        .parse_encrypted(shuffled.as_bytes())
+                        .unwrap_or_else(|e| panic!("{e}\n{shuffled}"));
+                    assert!(read.key_groups == meta.key_groups, "{shuffled}");
+                    assert_eq!(read.mac, meta.mac);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn writers_refuse_trees_deeper_than_the_limit() {
+        let mut node = Node::str("x");
+        for _ in 0..crate::limits::MAX_DEPTH {
+            node = Node::List(vec![crate::sops::tree::ListItem::Value(node)]);
+        }
+        let tree = Tree::new(vec![vec![MapItem::Entry("a".into(), node.clone())]]);
+        for format in [Format::Yaml, Format::Json] {
+            let error = format
+                .emit_plain(&tree, &Layout::default())
+                .expect_err("refused");
+            assert_eq!(error.to_string(), "nesting deeper than 128 levels");
+            assert!(
+                format
+                    .emit_encrypted(&tree, &metadata(1), &Layout::default())
+                    .is_err()
+            );
+        }
+        assert!(emit_value(&node, Format::Json, &Layout::default()).is_ok());
+        let node = Node::List(vec![crate::sops::tree::ListItem::Value(node)]);
+        assert!(emit_value(&node, Format::Yaml, &Layout::default()).is_err());
     }
 }

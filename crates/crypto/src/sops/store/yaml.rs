@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
 use crate::error::SopsError;
-use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar};
+use crate::limits::{self, MAX_ALIAS_NODES, MAX_DEPTH};
+use crate::sops::tree::{ListItem, Map, MapItem, Node, Scalar, too_deep};
 use crate::sops::value::{format_go_float, normalize_time};
 
 fn syntax(message: impl Into<String>) -> SopsError {
@@ -28,6 +29,44 @@ struct Comment {
     inline: bool,
 }
 
+/// How large a node is: what an alias to it would copy.
+#[derive(Clone, Copy, Default)]
+struct Size {
+    /// Levels of mappings and lists (0 for a scalar).
+    height: usize,
+    /// Mappings, lists, keys and scalars.
+    nodes: usize,
+    /// Bytes of keys and scalars.
+    bytes: usize,
+}
+
+impl Size {
+    /// A scalar (or a key) of `len` bytes.
+    fn scalar(len: usize) -> Self {
+        Self {
+            height: 0,
+            nodes: 1,
+            bytes: len,
+        }
+    }
+
+    /// An empty mapping or list.
+    fn collection() -> Self {
+        Self {
+            height: 1,
+            nodes: 1,
+            bytes: 0,
+        }
+    }
+
+    /// Adds a child of this collection.
+    fn add_child(&mut self, child: Size) {
+        self.height = self.height.max(child.height + 1);
+        self.nodes = self.nodes.saturating_add(child.nodes);
+        self.bytes = self.bytes.saturating_add(child.bytes);
+    }
+}
+
 enum Frame {
     Map {
         items: Map,
@@ -36,11 +75,13 @@ enum Frame {
         anchor: usize,
         /// Line of each key, for duplicate-key errors.
         seen: HashMap<String, usize>,
+        size: Size,
     },
     List {
         items: Vec<ListItem>,
         col: usize,
         anchor: usize,
+        size: Size,
     },
 }
 
@@ -48,6 +89,12 @@ impl Frame {
     fn col(&self) -> usize {
         match self {
             Frame::Map { col, .. } | Frame::List { col, .. } => *col,
+        }
+    }
+
+    fn size_mut(&mut self) -> &mut Size {
+        match self {
+            Frame::Map { size, .. } | Frame::List { size, .. } => size,
         }
     }
 
@@ -195,6 +242,7 @@ pub(crate) fn parse_events(text: &str) -> Result<Vec<Map>, SopsError> {
         },
         stack: Vec::new(),
         anchors: HashMap::new(),
+        copied: Size::default(),
         pending: Vec::new(),
         documents: Vec::new(),
         document: None,
@@ -227,8 +275,13 @@ pub(crate) fn parse_events(text: &str) -> Result<Vec<Map>, SopsError> {
 struct Reader<'a> {
     text: &'a str,
     cursor: Cursor<'a>,
+    /// The open collections, outermost first: never more than [`MAX_DEPTH`].
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes (copies, for the aliases to come) and their sizes.
+    anchors: HashMap<usize, (Node, Size)>,
+    /// What anchors and aliases copied so far, bounded by [`MAX_ALIAS_NODES`] nodes and
+    /// the size of a SOPS file: an alias bomb stops here instead of exhausting memory.
+    copied: Size,
     pending: Vec<Comment>,
     documents: Vec<Map>,
     /// The document being read, until its root mapping starts (and after it ends).
@@ -319,6 +372,7 @@ impl Reader<'_> {
                 Ok(())
             }
             Event::MappingStart(anchor, _) => {
+                self.check_depth(1, span.start.line())?;
                 if self.stack.is_empty() {
                     // The document's root: it takes the comments read so far.
                     let mut items = self.document.take().unwrap_or_default();
@@ -329,6 +383,7 @@ impl Reader<'_> {
                         col: span.start.col(),
                         anchor,
                         seen: HashMap::new(),
+                        size: Size::collection(),
                     });
                     return Ok(());
                 }
@@ -343,6 +398,7 @@ impl Reader<'_> {
                     col: span.start.col(),
                     anchor,
                     seen: HashMap::new(),
+                    size: Size::collection(),
                 });
                 Ok(())
             }
@@ -353,6 +409,7 @@ impl Reader<'_> {
                         span.start.line()
                     )));
                 }
+                self.check_depth(1, span.start.line())?;
                 let below = self.split_for_child();
                 self.start_node(span.start.line())?;
                 self.stack.push(Frame::List {
@@ -362,6 +419,7 @@ impl Reader<'_> {
                         .collect(),
                     col: span.start.col(),
                     anchor,
+                    size: Size::collection(),
                 });
                 Ok(())
             }
@@ -371,12 +429,23 @@ impl Reader<'_> {
                     .stack
                     .pop()
                     .ok_or_else(|| syntax("unbalanced collection"))?;
-                let (node, anchor) = match frame {
-                    Frame::Map { items, anchor, .. } => (Node::Map(items), anchor),
-                    Frame::List { items, anchor, .. } => (Node::List(items), anchor),
+                let (node, anchor, size) = match frame {
+                    Frame::Map {
+                        items,
+                        anchor,
+                        size,
+                        ..
+                    } => (Node::Map(items), anchor, size),
+                    Frame::List {
+                        items,
+                        anchor,
+                        size,
+                        ..
+                    } => (Node::List(items), anchor, size),
                 };
                 if anchor != 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.copy(size, span.end.line())?;
+                    self.anchors.insert(anchor, (node.clone(), size));
                 }
                 if self.stack.is_empty() {
                     let Node::Map(map) = node else {
@@ -385,15 +454,21 @@ impl Reader<'_> {
                     self.document = Some(map);
                     return Ok(());
                 }
-                self.complete(node)
+                self.complete(node, size)
             }
             Event::Alias(id) => {
                 self.flush_comments(false);
-                let node =
-                    self.anchors.get(&id).cloned().ok_or_else(|| {
-                        syntax(format!("line {}: unknown alias", span.start.line()))
-                    })?;
-                self.scalar_or_alias(node, None, span.start.line())
+                let line = span.start.line();
+                let size = self
+                    .anchors
+                    .get(&id)
+                    .map(|(_, size)| *size)
+                    .ok_or_else(|| syntax(format!("line {line}: unknown alias")))?;
+                // The copy must fit where it goes, and in what aliases may copy at all.
+                self.check_depth(size.height, line)?;
+                self.copy(size, line)?;
+                let node = self.anchors[&id].0.clone();
+                self.scalar_or_alias(node, size, None, line)
             }
             Event::Scalar(value, style, anchor, tag) => {
                 let line = span.start.line();
@@ -412,14 +487,17 @@ impl Reader<'_> {
                 let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
                 if is_key {
                     let key = key_text(&value, style, tag.as_deref(), line)?;
-                    return self.scalar_or_alias(Node::str(String::new()), Some(key), line);
+                    let size = Size::scalar(key.len());
+                    return self.scalar_or_alias(Node::str(String::new()), size, Some(key), line);
                 }
+                let size = Size::scalar(value.len());
                 let scalar = typed_scalar(&value, style, tag.as_deref(), line)?;
                 let node = Node::Scalar(scalar);
                 if anchor != 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.copy(size, line)?;
+                    self.anchors.insert(anchor, (node.clone(), size));
                 }
-                self.scalar_or_alias(node, None, line)
+                self.scalar_or_alias(node, size, None, line)
             }
         }
     }
@@ -436,33 +514,70 @@ impl Reader<'_> {
         Ok(())
     }
 
+    /// Fails when `height` more levels would open below the current ones and nest
+    /// deeper than [`MAX_DEPTH`] (the root mapping counting as the first level).
+    fn check_depth(&self, height: usize, line: usize) -> Result<(), SopsError> {
+        if self.stack.len().saturating_add(height) > MAX_DEPTH {
+            return Err(syntax(too_deep(&format!(" at line {line}"))));
+        }
+        Ok(())
+    }
+
+    /// Accounts for a copy of a node of `size` (an anchor keeps one, each alias makes
+    /// one), failing once anchors and aliases copied more than [`MAX_ALIAS_NODES`] nodes
+    /// or more text than a SOPS file may hold.
+    fn copy(&mut self, size: Size, line: usize) -> Result<(), SopsError> {
+        self.copied.nodes = self.copied.nodes.saturating_add(size.nodes);
+        self.copied.bytes = self.copied.bytes.saturating_add(size.bytes);
+        if self.copied.nodes > MAX_ALIAS_NODES {
+            return Err(syntax(format!(
+                "YAML anchors and aliases copy more than {MAX_ALIAS_NODES} nodes at line {line}"
+            )));
+        }
+        if let Err(too_large) = limits::SOPS_FILE.check(self.copied.bytes) {
+            return Err(syntax(format!(
+                "YAML anchors and aliases make the document {too_large} at line {line}"
+            )));
+        }
+        Ok(())
+    }
+
     fn scalar_or_alias(
         &mut self,
         node: Node,
+        size: Size,
         key: Option<String>,
         line: usize,
     ) -> Result<(), SopsError> {
         if let Some(key) = key {
             let Some(Frame::Map {
-                key: slot, seen, ..
+                key: slot,
+                seen,
+                size: map_size,
+                ..
             }) = self.stack.last_mut()
             else {
                 unreachable!("keys only occur in mappings")
             };
+            // The key's text is not shown: errors give positions only.
             if let Some(first) = seen.insert(key.clone(), line) {
                 return Err(syntax(format!(
-                    "line {line}: mapping key {key:?} already defined at line {first}"
+                    "line {line}: mapping key already defined at line {first}"
                 )));
             }
+            map_size.add_child(size);
             *slot = Some((key, line));
             return Ok(());
         }
         self.last_was_value = true;
-        self.complete(node)
+        self.complete(node, size)
     }
 
-    /// Adds a finished node to its parent.
-    fn complete(&mut self, node: Node) -> Result<(), SopsError> {
+    /// Adds a finished node of `size` to its parent.
+    fn complete(&mut self, node: Node, size: Size) -> Result<(), SopsError> {
+        if let Some(frame) = self.stack.last_mut() {
+            frame.size_mut().add_child(size);
+        }
         match self.stack.last_mut() {
             Some(Frame::Map { items, key, .. }) => {
                 let Some((key, _)) = key.take() else {
@@ -494,7 +609,7 @@ fn key_text(
         Scalar::Str(text) => Ok(text),
         _ if value == "<<" => Ok(value.to_owned()),
         _ => Err(SopsError::Unsupported(format!(
-            "line {line}: Only string keys are supported (key {value:?} is not a string)"
+            "line {line}: Only string keys are supported (this key is not a string)"
         ))),
     }
 }
@@ -669,7 +784,11 @@ pub fn format_yaml_float(value: f64) -> String {
     format_go_float(value, -4..6)
 }
 
-/// Writes documents as sops (go-yaml v3) does, with `indent` spaces per level.
+/// Writes documents as sops (go-yaml v3) does, with `indent` spaces per level. The writer
+/// recurses: trees must be within `limits::MAX_DEPTH`, which [`Format`]'s writers check
+/// (`tree::check_depth`) and every reader guarantees.
+///
+/// [`Format`]: super::Format
 pub fn emit(documents: &[Map], indent: usize) -> String {
     emit_with(documents, indent, &[])
 }
@@ -677,7 +796,7 @@ pub fn emit(documents: &[Map], indent: usize) -> String {
 /// [`emit`], with `trailer` (the `sops` section) appended to every document — or forming
 /// the only document when there is none.
 pub fn emit_with(documents: &[Map], indent: usize, trailer: &[MapItem]) -> String {
-    let indent = indent.clamp(2, 9);
+    let indent = go_yaml_indent(indent);
     let mut out = String::with_capacity(documents.iter().map(Vec::len).sum::<usize>() * 64);
     let empty = [Map::new()];
     let documents = if documents.is_empty() && !trailer.is_empty() {
@@ -712,11 +831,21 @@ pub fn emit_with(documents: &[Map], indent: usize, trailer: &[MapItem]) -> Strin
 pub fn emit_list(list: &[ListItem], indent: usize) -> String {
     let mut out = String::new();
     Emitter {
-        indent: indent.clamp(2, 9),
+        indent: go_yaml_indent(indent),
         out: &mut out,
     }
     .list(list, 0, false);
     out
+}
+
+/// The indent sops writes for a configured one: 0 means sops' default of 4, and go-yaml
+/// writes 2 for anything outside 2..=9.
+fn go_yaml_indent(indent: usize) -> usize {
+    match indent {
+        0 => 4,
+        2..=9 => indent,
+        _ => 2,
+    }
 }
 
 fn emit_comments_only(map: &Map, col: usize, out: &mut String) {
@@ -1117,6 +1246,139 @@ mod tests {
             out,
             "# top\n# inline\na: 1\nb:\n    # inside b\n    c: 'x # not'\n    d: |\n        # not a comment\n    # foot of b\n# before e\ne:\n    - x\n    # between\n    - z\n"
         );
+    }
+
+    /// `n` levels of block mappings (the document's root being the first).
+    fn block_maps(n: usize, indent: usize) -> String {
+        let mut text = String::new();
+        for i in 0..n - 1 {
+            text.push_str(&" ".repeat(i * indent));
+            text.push_str("k:\n");
+        }
+        text.push_str(&" ".repeat((n - 1) * indent));
+        text.push_str("k: x\n");
+        text
+    }
+
+    fn too_deep(result: Result<Vec<Map>, SopsError>) -> String {
+        match result {
+            Err(error @ SopsError::Syntax { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains("nesting deeper than 128 levels at line "),
+                    "{message}"
+                );
+                message
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("a document deeper than the limit was read"),
+        }
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_by_both_readers() {
+        // Block mappings (the fast reader's subset), block sequences (the general
+        // reader's), flow collections: MAX_DEPTH levels are read, one more is refused.
+        let sequences = |n: usize| format!("a:\n{}x\n", "- ".repeat(n - 1));
+        let flow = |n: usize| format!("a: {}x{}\n", "[".repeat(n - 1), "]".repeat(n - 1));
+        for make in [
+            &(|n| block_maps(n, 2)) as &dyn Fn(usize) -> String,
+            &(|n| block_maps(n, 1)),
+            &sequences,
+            &flow,
+        ] {
+            let fits = make(MAX_DEPTH);
+            let docs = parse(&fits).unwrap();
+            assert!(docs == parse_events(&fits).unwrap());
+            assert!(crate::sops::tree::check_depth(&docs).is_ok());
+            let written = emit(&docs, 2);
+            assert!(parse(&written).unwrap() == docs);
+            too_deep(parse(&make(MAX_DEPTH + 1)));
+            too_deep(parse_events(&make(MAX_DEPTH + 1)));
+        }
+        assert!(super::super::fastyaml::parse(&block_maps(MAX_DEPTH - 1, 2)).is_some());
+        assert!(super::super::fastyaml::parse(&block_maps(MAX_DEPTH + 1, 2)).is_none());
+        // The line of the first level too many, never the text.
+        assert_eq!(
+            too_deep(parse(&block_maps(200, 2))),
+            "yaml: nesting deeper than 128 levels at line 129"
+        );
+        // Far deeper inputs stop there too, without exhausting the stack.
+        too_deep(parse(&sequences(50_000)));
+        too_deep(parse(&block_maps(5_000, 1)));
+        too_deep(parse(&format!("a: {}\n", "[".repeat(250))));
+    }
+
+    #[test]
+    fn aliases_count_against_depth_and_copy_limits() {
+        let flow = |n: usize, inner: &str| format!("{}{inner}{}", "[".repeat(n), "]".repeat(n));
+        // An anchored list 100 levels deep, aliased 28 levels down: 1 + 28 + 100 > 128.
+        let deep = format!("a: &x {}\nb: {}\n", flow(100, "v"), flow(28, "*x"));
+        too_deep(parse(&deep));
+        let fits = format!("a: &x {}\nb: {}\n", flow(100, "v"), flow(27, "*x"));
+        assert_eq!(parse(&fits).unwrap().len(), 1);
+        // A small alias bomb (ten copies per level): refused once anchors and aliases
+        // copied a million nodes, long before the ten million of its full expansion.
+        let mut bomb = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..7 {
+            let aliases = vec![format!("*l{}", level - 1); 10].join(", ");
+            bomb.push_str(&format!("l{level}: &l{level} [{aliases}]\n"));
+        }
+        let error = parse(&bomb).err().expect("the alias bomb was expanded");
+        assert_eq!(
+            error.to_string(),
+            "yaml: YAML anchors and aliases copy more than 1000000 nodes at line 6"
+        );
+        // Big scalars copied by aliases count by their size.
+        let big = "x".repeat(1 << 20);
+        let mut text = format!("a: &a \"{big}\"\nb: [");
+        text.push_str(&vec!["*a"; 300].join(", "));
+        text.push_str("]\n");
+        let error = parse(&text).err().expect("aliases copied 300 MiB");
+        assert!(
+            error
+                .to_string()
+                .contains("make the document larger than 256 MiB, the maximum for a SOPS file"),
+            "{error}"
+        );
+        // A handful of aliases, as real files have them, is fine.
+        let docs = parse("base: &b {x: 1, y: [1, 2]}\none: *b\ntwo: *b\n").unwrap();
+        assert_eq!(docs[0].len(), 3);
+    }
+
+    #[test]
+    fn errors_show_positions_never_text() {
+        for (text, expected) in [
+            (
+                "secret-key: 1\nsecret-key: 2\n",
+                "line 2: mapping key already defined at line 1",
+            ),
+            ("a: \"hunter2\n", "line"),
+            ("a: [hunter2\n", "line"),
+        ] {
+            let message = parse(text).err().expect(text).to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(
+                !message.contains("secret-key") && !message.contains("hunter2"),
+                "{message}"
+            );
+        }
+        let message = parse("? [a]\n: b\n").err().unwrap().to_string();
+        assert!(!message.contains("[a]"), "{message}");
+        let message = parse("1: hunter2\n").err().unwrap().to_string();
+        assert!(
+            !message.contains("hunter2") && message.contains("line 1"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn indents_are_chosen_as_sops_and_go_yaml_choose_them() {
+        let docs = parse("a:\n  b: 1\n").unwrap();
+        for (indent, expected) in [(0, 4), (1, 2), (2, 2), (3, 3), (9, 9), (10, 2), (16, 2)] {
+            let pad = " ".repeat(expected);
+            assert_eq!(emit(&docs, indent), format!("a:\n{pad}b: 1\n"), "{indent}");
+        }
     }
 
     #[test]
