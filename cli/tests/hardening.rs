@@ -85,12 +85,23 @@ impl Env {
     /// A SOPS file `name` encrypted to the environment's age identity.
     fn encrypted(&self, name: &str, plain: &str) {
         std::fs::write(self.path(name), plain).unwrap();
+        self.encrypt_in_place(name);
+    }
+
+    fn encrypt_in_place(&self, name: &str) {
         self.ok(&["sops", "encrypt", "-i", "--age", &self.recipient, name]);
     }
 }
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_symlink()
 }
 
 fn leftovers(dir: &Path) -> Vec<String> {
@@ -110,25 +121,13 @@ fn writes_keep_mode_links_and_devices() {
     std::fs::set_permissions(env.path("secret.yaml"), PermissionsExt::from_mode(0o600)).unwrap();
     env.ok(&["sops", "decrypt", "-i", "secret.yaml"]);
     assert_eq!(mode(&env.path("secret.yaml")), 0o600);
-    env.ok(&[
-        "sops",
-        "encrypt",
-        "-i",
-        "--age",
-        &env.recipient,
-        "secret.yaml",
-    ]);
+    env.encrypt_in_place("secret.yaml");
     assert_eq!(mode(&env.path("secret.yaml")), 0o600);
 
     // A symbolic link stays a link; its target gets the output.
     std::os::unix::fs::symlink("secret.yaml", env.path("link.yaml")).unwrap();
     env.ok(&["sops", "decrypt", "-i", "link.yaml"]);
-    assert!(
-        std::fs::symlink_metadata(env.path("link.yaml"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert!(is_link(&env.path("link.yaml")));
     assert_eq!(
         std::fs::read_to_string(env.path("secret.yaml")).unwrap(),
         "password: hunter2-plaintext\n"
@@ -139,12 +138,7 @@ fn writes_keep_mode_links_and_devices() {
     std::fs::write(env.path("sealed-target.yaml"), "").unwrap();
     std::os::unix::fs::symlink("sealed-target.yaml", env.path("sealed.yaml")).unwrap();
     env.ok(&["seal", "in.yaml", "--cert", "cert.pem", "-o", "sealed.yaml"]);
-    assert!(
-        std::fs::symlink_metadata(env.path("sealed.yaml"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert!(is_link(&env.path("sealed.yaml")));
     let sealed = std::fs::read_to_string(env.path("sealed-target.yaml")).unwrap();
     assert!(sealed.contains("kind: SealedSecret"), "{sealed}");
 
@@ -166,14 +160,7 @@ fn writes_keep_mode_links_and_devices() {
     );
 
     // /dev/stdout is written, not replaced.
-    env.ok(&[
-        "sops",
-        "encrypt",
-        "-i",
-        "--age",
-        &env.recipient,
-        "secret.yaml",
-    ]);
+    env.encrypt_in_place("secret.yaml");
     let out = env.ok(&["sops", "decrypt", "--output", "/dev/stdout", "secret.yaml"]);
     assert_eq!(out, b"password: hunter2-plaintext\n");
 
@@ -223,7 +210,7 @@ fn killed_writes_leave_no_readable_plaintext_and_are_cleaned_up() {
             break;
         }
         // The run finished: encrypt again and retry.
-        env.ok(&["sops", "encrypt", "-i", "--age", &env.recipient, "big.yaml"]);
+        env.encrypt_in_place("big.yaml");
     }
     let Some(temporary) = caught else {
         panic!("never caught a write in progress in 20 runs");

@@ -846,6 +846,6 @@ fn errors_about_input_show_positions_not_text() {
     let plain = env.write("plain.yaml", b"a: 1\n");
     let (code, message) = failure(env.command(&["encrypt", &plain]));
     assert_eq!(code, 1, "{message}");
-    assert!(message.contains("invalid YAML at line "), "{message}");
+    assert!(message.contains("invalid YAML input at line "), "{message}");
     assert!(!message.contains(secret), "{message}");
 }

@@ -1336,20 +1336,8 @@ fn hex_of(bytes: &[u8]) -> String {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Exit> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            Exit::new(
-                code::COULD_NOT_WRITE_OUTPUT,
-                format!("cannot create {}: {e}", path.display()),
-            )
-        })?;
-    file.write_all(bytes)
-        .map_err(|e| Exit::new(code::COULD_NOT_WRITE_OUTPUT, e.to_string()))
+    crate::file::create_private_file(path, bytes)
+        .map_err(|e| Exit::new(code::COULD_NOT_WRITE_OUTPUT, format!("{e:#}")))
 }
 
 fn run_shell(

@@ -21,8 +21,9 @@ use std::fmt;
 /// end at this depth, on any thread.
 pub const MAX_DEPTH: usize = 128;
 
-/// How many nodes (maps, lists, scalars) YAML aliases may copy into one document stream.
-/// An alias bomb (nested anchors, each alias doubling the tree) stops here instead of
+/// How many nodes (maps, lists, scalars) YAML aliases may copy into one document stream,
+/// the copies anchors keep included; the text they copy is bounded by [`SOPS_FILE`]. An
+/// alias bomb (nested anchors, each alias doubling the tree) stops here instead of
 /// exhausting memory; real files use a handful of aliases.
 pub const MAX_ALIAS_NODES: usize = 1_000_000;
 
