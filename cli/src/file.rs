@@ -190,9 +190,11 @@ fn write_target(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             // Fails without the privilege to give files away; the mode is kept anyway.
             let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
         }
-        file.set_permissions(std::fs::Permissions::from_mode(final_mode))?;
         file.sync_all()?;
         std::fs::rename(&temporary, &real)?;
+        // Only now, under its final name, may the file become readable by others: a
+        // process killed before this point leaves a temporary file no one else can read.
+        file.set_permissions(std::fs::Permissions::from_mode(final_mode))?;
         // The rename is durable once the directory is; not all file systems allow this.
         let _ = File::open(dir).and_then(|d| d.sync_all());
         Ok(())

@@ -119,7 +119,7 @@ pub fn report(error: &anyhow::Error) -> std::process::ExitCode {
         return std::process::ExitCode::from(exit.code);
     }
     eprintln!("error: {error:#}");
-    if let Some(failure) = error.downcast_ref::<sealing::UnsealFailure>() {
+    if let Some(failure) = error.downcast_ref::<sealing::RecoveryFailure>() {
         eprintln!("hint: {}", failure.hint());
     }
     std::process::ExitCode::FAILURE

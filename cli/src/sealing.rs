@@ -5,7 +5,8 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gitseal_crypto::sealed::{
-    ANNOTATION_CLUSTER_WIDE, ANNOTATION_NAMESPACE_WIDE, Keyring, PrivateKey, PublicKey, Scope, seal,
+    ANNOTATION_CLUSTER_WIDE, ANNOTATION_NAMESPACE_WIDE, Keyring, PrivateKey, PublicKey, Scope,
+    UnsealFailure, seal,
 };
 use serde_json::{Map, Value, json};
 
@@ -254,46 +255,29 @@ pub fn unseal_sealed_secret(mut sealed: Value, keyring: &Keyring) -> anyhow::Res
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    if spec.get("data").is_some_and(|d| !d.is_null() && d != "") {
-        bail!("using deprecated 'data' field, use 'encryptedData' or flip the feature flag");
-    }
     let name = meta.get("name").and_then(Value::as_str).unwrap_or_default();
     let namespace = meta
         .get("namespace")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let scope = scope_of(&meta);
-    let label = scope.label(namespace, name);
-    let mut data = Map::new();
-    let mut failed = Vec::new();
-    let encrypted = spec
-        .get("encryptedData")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    for (key, value) in &encrypted {
-        match keyring.unseal(&label, value.as_str().unwrap_or_default()) {
-            Ok(plaintext) => {
-                data.insert(key.clone(), json!(STANDARD.encode(plaintext.expose())));
-            }
-            Err(error) => failed.push((key.clone(), error.to_string())),
-        }
-    }
-    if !failed.is_empty() {
-        let mut messages: Vec<String> = Vec::new();
-        for (_, message) in &failed {
-            if !messages.contains(message) {
-                messages.push(message.clone());
-            }
-        }
-        let items: Vec<&str> = failed.iter().map(|(k, _)| k.as_str()).collect();
-        bail!(UnsealFailure {
-            message: format!("{} ({})", messages.join("; "), items.join(", ")),
-            scope,
+    // The controller's own code opens it: items, and the templates rendered as it renders
+    // them. The message of a malformed document would quote it, so it is not shown.
+    let typed: gitseal_api::SealedSecret = serde_json::from_value(Value::Object(object.clone()))
+        .map_err(|_| anyhow::anyhow!("input document is not a valid SealedSecret"))?;
+    let keys: Vec<&PrivateKey> = keyring.keys().iter().collect();
+    let opened = typed
+        .unseal(&keys, false)
+        .map_err(|failure| RecoveryFailure {
+            failure,
+            scope: scope_of(&meta),
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-        });
-    }
+        })?;
+    let data: Map<String, Value> = opened
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(STANDARD.encode(v))))
+        .collect();
     let template = spec
         .get("template")
         .and_then(Value::as_object)
@@ -333,24 +317,17 @@ pub fn unseal_sealed_secret(mut sealed: Value, keyring: &Keyring) -> anyhow::Res
     Ok(Value::Object(secret))
 }
 
-/// A failed unseal, with what the user can check.
-#[derive(Debug)]
-pub struct UnsealFailure {
-    message: String,
+/// A failed `--recovery-unseal`, with what the user can check.
+#[derive(Debug, thiserror::Error)]
+#[error("{failure}")]
+pub struct RecoveryFailure {
+    failure: UnsealFailure,
     scope: Scope,
     namespace: String,
     name: String,
 }
 
-impl std::fmt::Display for UnsealFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for UnsealFailure {}
-
-impl UnsealFailure {
+impl RecoveryFailure {
     /// Advice on the usual causes (spec §6).
     pub fn hint(&self) -> String {
         let bound = match self.scope {

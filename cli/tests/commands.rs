@@ -24,11 +24,11 @@ fn ok(args: &[&str], stdin: &[u8]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gitseal-cmd-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("gitseal-cmd-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn key(path: &Path) -> PrivateKey {
@@ -51,7 +51,8 @@ fn seal_writes_yaml_by_default_and_json_for_json_files() {
         out.starts_with("---\napiVersion: bitnami.com/v1alpha1\n"),
         "{out}"
     );
-    let dir = temp("seal");
+    let tmp = temp("seal");
+    let dir = tmp.path();
     let input = dir.join("secret.yaml");
     std::fs::write(&input, SECRET).unwrap();
     let output = dir.join("sealed.json");
@@ -74,7 +75,6 @@ fn seal_writes_yaml_by_default_and_json_for_json_files() {
         keyring.unseal(b"prod/db", value).unwrap().expose(),
         b"hunter2"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -116,8 +116,9 @@ fn new_key_pair(dir: &Path) -> Option<(PathBuf, PathBuf)> {
 fn reseal_moves_a_repository_to_a_new_certificate() {
     let shared = require_shared!();
     let fixtures = shared.join("fixtures/sealed-secrets");
-    let dir = temp("reseal");
-    let Some((new_key, new_cert)) = new_key_pair(&dir) else {
+    let tmp = temp("reseal");
+    let dir = tmp.path();
+    let Some((new_key, new_cert)) = new_key_pair(dir) else {
         panic!("openssl is needed to make a test certificate");
     };
     let old_cert = fixtures.join("kseal-sealing-cert.pem");
@@ -208,8 +209,9 @@ fn reseal_moves_a_repository_to_a_new_certificate() {
     }
 
     // A value no key opens: nothing is written, unless --keep-going.
-    let foreign_dir = temp("reseal-foreign");
-    let (_, foreign_cert) = new_key_pair(&foreign_dir).unwrap();
+    let foreign_tmp = temp("reseal-foreign");
+    let foreign_dir = foreign_tmp.path();
+    let (_, foreign_cert) = new_key_pair(foreign_dir).unwrap();
     let foreign = ok(
         &["seal", "--cert", foreign_cert.to_str().unwrap()],
         SECRET.as_bytes(),
@@ -244,14 +246,13 @@ fn reseal_moves_a_repository_to_a_new_certificate() {
     keep_going.push("--keep-going");
     assert_eq!(gitseal(&keep_going, b"").status.code(), Some(1));
     assert_ne!(std::fs::read(&third).unwrap(), third_before);
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&foreign_dir).unwrap();
 }
 
 #[test]
 fn check_flags_plaintext_secrets_and_unencrypted_sops_files() {
     let shared = require_shared!();
-    let dir = temp("check");
+    let tmp = temp("check");
+    let dir = tmp.path();
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -312,12 +313,12 @@ fn check_flags_plaintext_secrets_and_unencrypted_sops_files() {
             .unwrap()
             .contains("3 plaintext secret(s) found")
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn check_skips_what_gitignore_excludes() {
-    let dir = temp("check-ignore");
+    let tmp = temp("check-ignore");
+    let dir = tmp.path();
     std::fs::create_dir_all(dir.join("build")).unwrap();
     std::fs::write(dir.join(".gitignore"), "build/\n").unwrap();
     std::fs::write(dir.join("build/secret.yaml"), SECRET).unwrap();
@@ -330,5 +331,4 @@ fn check_skips_what_gitignore_excludes() {
             .code(),
         Some(1)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -122,19 +122,16 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
     let backend = start_controller(controller.clone()).await;
 
     let server = TestServer::start().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("gitseal-controller-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("gitseal-controller-cli-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
     // The Service kubeseal looks up, in another namespace and name than the defaults.
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::from_yaml(&server.kubeconfig()).unwrap(),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
     let services: kube::Api<k8s_openapi::api::core::v1::Service> =
-        kube::Api::namespaced(kube::Client::try_from(config).unwrap(), "kube-system");
+        kube::Api::namespaced(server.client().await, "kube-system");
     let service = serde_json::from_value(json!({"metadata": {"name": "sealer"},
         "spec": {"ports": [{"name": "http", "port": 8080}]}}))
     .unwrap();
@@ -388,7 +385,6 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
             .unwrap()
             .starts_with("---\napiVersion: bitnami.com/v1alpha1\n")
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -35,8 +35,11 @@ async fn seal_apply_and_the_controller_makes_the_secret() {
     };
     let gitseal = PathBuf::from(env!("CARGO_BIN_EXE_gitseal"));
     let server = TestServer::start().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("gitseal-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("gitseal-e2e-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
     let k = kubeconfig.clone();
@@ -60,13 +63,7 @@ async fn seal_apply_and_the_controller_makes_the_secret() {
 
     // The controller, with its Service reachable through the API server's proxy under
     // kubeseal's default name and namespace.
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::from_yaml(&server.kubeconfig()).unwrap(),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = server.client().await;
     let flags = gitseal_controller::Config::try_parse_from([
         "gitseal-controller",
         "--listen-addr=127.0.0.1:0",
@@ -214,5 +211,4 @@ async fn seal_apply_and_the_controller_makes_the_secret() {
     )
     .await);
     controller.stop().await;
-    std::fs::remove_dir_all(&dir).ok();
 }

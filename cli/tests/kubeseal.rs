@@ -10,21 +10,22 @@ use gitseal_tests::require_shared;
 use serde_json::{Value, json};
 
 struct Env {
-    dir: PathBuf,
+    /// The scratch directory, removed when the `Env` is dropped.
+    dir: tempfile::TempDir,
     cert: PathBuf,
     keyring: Keyring,
 }
 
 impl Env {
     fn new(shared: &Path, name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("gitseal-kubeseal-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gitseal-kubeseal-{name}-"))
+            .tempdir()
+            .unwrap();
         // A kubeconfig whose current context's namespace is team-a, and whose context `d`
         // has namespace team-d.
         std::fs::write(
-            dir.join("kubeconfig"),
+            dir.path().join("kubeconfig"),
             "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: x, namespace: team-a}\n- name: d\n  context: {cluster: x, namespace: team-d}\n",
         )
         .unwrap();
@@ -51,7 +52,7 @@ impl Env {
         command
             .arg("kubeseal")
             .args(args)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"));
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"));
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("SEALED_SECRETS_") {
                 command.env_remove(name);
@@ -118,12 +119,6 @@ impl Env {
             items[*key] = json!("<sealed>");
         }
         sealed
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -286,7 +281,7 @@ fn raw_mode() {
         env.keyring.unseal(b"team-a", &value).unwrap().expose(),
         b"x"
     );
-    let file = env.dir.join("value.txt");
+    let file = env.dir.path().join("value.txt");
     std::fs::write(&file, b"from file").unwrap();
     let from_file = format!("key={}", file.display());
     let value = env.ok(
@@ -376,6 +371,15 @@ fn recovery_unseal_of_the_fixture_sealed_secrets() {
     .unwrap();
     assert_eq!(secret["metadata"]["labels"]["app"], "demo");
     assert_eq!(secret["type"], "Opaque");
+    // spec.template.data rendered as the controller renders it.
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            fixtures.join("synth-sealedsecret-strict-template.expected-secret.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(secret["data"], expected["data"]);
 
     // Renamed: the strict label no longer matches; the error names the items and hints.
     let renamed = template.replacen("name: demo-secret", "name: other", 1);
@@ -412,7 +416,7 @@ fn recovery_unseal_of_the_fixture_sealed_secrets() {
 fn merge_into_updates_the_file_in_place() {
     let shared = require_shared!();
     let env = Env::new(&shared, "merge");
-    let target = env.dir.join("db-sealed.json");
+    let target = env.dir.path().join("db-sealed.json");
     let sealed = env.ok(&["--cert", env.cert()], SECRET.as_bytes());
     std::fs::write(&target, &sealed).unwrap();
     let addition = "apiVersion: v1\nkind: Secret\nmetadata: {name: ignored, labels: {new: label}}\nstringData: {apikey: k-123, password: changed}\n";
@@ -446,7 +450,7 @@ fn merge_into_updates_the_file_in_place() {
 fn output_files_are_written_whole_or_not_at_all() {
     let shared = require_shared!();
     let env = Env::new(&shared, "atomic");
-    let out = env.dir.join("sealed.yaml");
+    let out = env.dir.path().join("sealed.yaml");
     env.ok(
         &["--cert", env.cert(), "-w", out.to_str().unwrap()],
         SECRET.as_bytes(),
@@ -459,11 +463,11 @@ fn output_files_are_written_whole_or_not_at_all() {
         b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: b}\n",
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
-    let fresh = env.dir.join("never.json");
+    let fresh = env.dir.path().join("never.json");
     env.fails(&["--cert", env.cert(), "-w", fresh.to_str().unwrap()], b"");
     assert!(!fresh.exists());
     assert_eq!(
-        std::fs::read_dir(&env.dir).unwrap().count(),
+        std::fs::read_dir(env.dir.path()).unwrap().count(),
         2,
         "kubeconfig and sealed.yaml only"
     );
@@ -502,7 +506,10 @@ fn bad_input_gets_clear_errors() {
     let error = env.fails(&["--cert", "/nonexistent/cert.pem"], SECRET.as_bytes());
     assert!(error.contains("cannot read certificate"), "{error}");
     let error = env.fails(
-        &["--cert", env.dir.join("kubeconfig").to_str().unwrap()],
+        &[
+            "--cert",
+            env.dir.path().join("kubeconfig").to_str().unwrap(),
+        ],
         SECRET.as_bytes(),
     );
     assert!(error.contains("certificate"), "{error}");
@@ -512,7 +519,7 @@ fn bad_input_gets_clear_errors() {
     assert!(error.contains("xml"), "{error}");
 
     // A certificate whose key is not RSA.
-    let ec_cert = env.dir.join("ec.pem");
+    let ec_cert = env.dir.path().join("ec.pem");
     let made = Command::new("openssl")
         .args([
             "req",
@@ -528,7 +535,7 @@ fn bad_input_gets_clear_errors() {
             "1",
             "-keyout",
         ])
-        .arg(env.dir.join("ec.key"))
+        .arg(env.dir.path().join("ec.key"))
         .arg("-out")
         .arg(&ec_cert)
         .stderr(Stdio::null())
@@ -627,7 +634,7 @@ fn an_expired_certificate_is_refused_with_its_date() {
     params.not_before = rcgen::date_time_ymd(2019, 1, 1);
     params.not_after = rcgen::date_time_ymd(2020, 1, 1);
     let cert = params.self_signed(&key_pair).unwrap();
-    let path = env.dir.join("expired.pem");
+    let path = env.dir.path().join("expired.pem");
     std::fs::write(&path, cert.pem()).unwrap();
     let error = env.fails(&["--cert", path.to_str().unwrap()], SECRET.as_bytes());
     assert!(
@@ -683,21 +690,21 @@ fn every_flag_works_from_its_environment_variable_too() {
     let env = Env::new(&shared, "envvars");
     let cert = env.cert();
     let no_ns = SECRET.replace("  namespace: prod\n", "");
-    let secret_file = env.dir.join("secret.yaml");
+    let secret_file = env.dir.path().join("secret.yaml");
     std::fs::write(&secret_file, SECRET).unwrap();
     let secret_path = secret_file.to_str().unwrap();
-    let out_file = env.dir.join("out.json");
-    let value_file = env.dir.join("value.txt");
+    let out_file = env.dir.path().join("out.json");
+    let value_file = env.dir.path().join("value.txt");
     std::fs::write(&value_file, b"from file").unwrap();
     let from_file = format!("k={}", value_file.display());
-    let other_kubeconfig = env.dir.join("other-kubeconfig");
+    let other_kubeconfig = env.dir.path().join("other-kubeconfig");
     std::fs::write(
         &other_kubeconfig,
         "apiVersion: v1\nkind: Config\ncurrent-context: o\ncontexts:\n- name: o\n  context: {cluster: x, namespace: team-o}\n",
     )
     .unwrap();
     let other_kubeconfig = other_kubeconfig.to_str().unwrap();
-    let merge_target = env.dir.join("merge.json");
+    let merge_target = env.dir.path().join("merge.json");
     let sealed_db = env.ok(&["--cert", cert], SECRET.as_bytes());
     let key_pem = shared.join("fixtures/sealed-secrets/kseal-sealing-key.pem");
     let key_pem = key_pem.to_str().unwrap();
@@ -983,7 +990,7 @@ fn kubectl_connection_flags_are_accepted() {
     let out = env.ok(&args, SECRET.as_bytes());
     assert!(out.contains("\"kind\": \"SealedSecret\""), "{out}");
     // Without --cert they are used: a missing client certificate is named.
-    let kubeconfig = env.dir.join("full-kubeconfig");
+    let kubeconfig = env.dir.path().join("full-kubeconfig");
     std::fs::write(
         &kubeconfig,
         "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: x\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: x, user: u}\n",

@@ -2,27 +2,28 @@
 //! the legacy flag forms, the binary invoked as `sops`, edit through $EDITOR, exec-env,
 //! exec-file, the age key sources and `gitseal keygen`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 struct Env {
-    dir: PathBuf,
+    /// The scratch directory, removed when the `Env` is dropped.
+    dir: tempfile::TempDir,
     recipient: String,
 }
 
 impl Env {
     fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("gitseal-sops-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gitseal-sops-cli-{name}-"))
+            .tempdir()
+            .unwrap();
         let keygen = Command::new(env!("CARGO_BIN_EXE_gitseal"))
             .args(["keygen", "-o"])
-            .arg(dir.join("keys.txt"))
+            .arg(dir.path().join("keys.txt"))
             .output()
             .unwrap();
         assert!(keygen.status.success());
-        let text = std::fs::read_to_string(dir.join("keys.txt")).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("keys.txt")).unwrap();
         let recipient = text
             .lines()
             .find_map(|l| l.strip_prefix("# public key: "))
@@ -40,9 +41,9 @@ impl Env {
     /// The test's directory and key file, and none of the caller's sops settings.
     fn configure(&self, mut command: Command) -> Command {
         command
-            .current_dir(&self.dir)
-            .env("SOPS_AGE_KEY_FILE", self.dir.join("keys.txt"))
-            .env("XDG_CONFIG_HOME", self.dir.join("none"))
+            .current_dir(self.dir.path())
+            .env("SOPS_AGE_KEY_FILE", self.dir.path().join("keys.txt"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("none"))
             .env_remove("SOPS_AGE_KEY")
             .env_remove("SOPS_AGE_KEY_CMD")
             .env_remove("SOPS_AGE_RECIPIENTS")
@@ -91,7 +92,7 @@ impl Env {
     }
 
     fn write(&self, name: &str, text: &[u8]) -> String {
-        std::fs::write(self.dir.join(name), text).unwrap();
+        std::fs::write(self.dir.path().join(name), text).unwrap();
         name.to_owned()
     }
 
@@ -106,12 +107,6 @@ impl Env {
             &source,
         ]);
         self.write(name, &out)
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -186,7 +181,7 @@ fn bad_input_gets_sops_exit_codes() {
         8
     );
 
-    let text = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let text = std::fs::read_to_string(env.dir.path().join(&file)).unwrap();
     // A value changed in the clear: MAC mismatch (51), unless --ignore-mac.
     let clear_changed = env.write(
         "clear.yaml",
@@ -222,7 +217,7 @@ fn bad_input_gets_sops_exit_codes() {
     );
     let output = env
         .command(&["decrypt", &file])
-        .env("SOPS_AGE_KEY_FILE", env.dir.join(other))
+        .env("SOPS_AGE_KEY_FILE", env.dir.path().join(other))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -246,7 +241,7 @@ fn bad_input_gets_sops_exit_codes() {
         env.code(&["decrypt", "--output", "never.yaml", &moved]).0,
         25
     );
-    assert!(!env.dir.join("never.yaml").exists());
+    assert!(!env.dir.path().join("never.yaml").exists());
 }
 
 #[test]
@@ -262,12 +257,12 @@ fn legacy_forms_multi_call_keygen_and_key_sources() {
         b"2"
     );
     // The binary invoked as `sops`.
-    let link = env.dir.join("sops");
+    let link = env.dir.path().join("sops");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_gitseal"), &link).unwrap();
     let output = Command::new(&link)
         .args(["decrypt", "--output-type", "yaml", &file])
-        .current_dir(&env.dir)
-        .env("SOPS_AGE_KEY_FILE", env.dir.join("keys.txt"))
+        .current_dir(env.dir.path())
+        .env("SOPS_AGE_KEY_FILE", env.dir.path().join("keys.txt"))
         .output()
         .unwrap();
     assert_eq!(
@@ -275,7 +270,7 @@ fn legacy_forms_multi_call_keygen_and_key_sources() {
         "token: t0k3n\ncount: 2\n"
     );
     // SOPS_AGE_KEY and SOPS_AGE_KEY_CMD work as key sources too.
-    let key = std::fs::read_to_string(env.dir.join("keys.txt")).unwrap();
+    let key = std::fs::read_to_string(env.dir.path().join("keys.txt")).unwrap();
     let by_env = env
         .command(&["decrypt", &file])
         .env_remove("SOPS_AGE_KEY_FILE")
@@ -292,7 +287,7 @@ fn legacy_forms_multi_call_keygen_and_key_sources() {
         .env_remove("SOPS_AGE_KEY_FILE")
         .env(
             "SOPS_AGE_KEY_CMD",
-            format!("cat {}", env.dir.join("keys.txt").display()),
+            format!("cat {}", env.dir.path().join("keys.txt").display()),
         )
         .output()
         .unwrap();
@@ -302,16 +297,16 @@ fn legacy_forms_multi_call_keygen_and_key_sources() {
         String::from_utf8_lossy(&by_cmd.stderr)
     );
     // The default key file under XDG_CONFIG_HOME.
-    std::fs::create_dir_all(env.dir.join("cfg/sops/age")).unwrap();
+    std::fs::create_dir_all(env.dir.path().join("cfg/sops/age")).unwrap();
     std::fs::copy(
-        env.dir.join("keys.txt"),
-        env.dir.join("cfg/sops/age/keys.txt"),
+        env.dir.path().join("keys.txt"),
+        env.dir.path().join("cfg/sops/age/keys.txt"),
     )
     .unwrap();
     let by_default = env
         .command(&["decrypt", &file])
         .env_remove("SOPS_AGE_KEY_FILE")
-        .env("XDG_CONFIG_HOME", env.dir.join("cfg"))
+        .env("XDG_CONFIG_HOME", env.dir.path().join("cfg"))
         .output()
         .unwrap();
     assert!(
@@ -322,12 +317,12 @@ fn legacy_forms_multi_call_keygen_and_key_sources() {
     // keygen refuses to overwrite a key file.
     let again = Command::new(env!("CARGO_BIN_EXE_gitseal"))
         .args(["keygen", "-o"])
-        .arg(env.dir.join("keys.txt"))
+        .arg(env.dir.path().join("keys.txt"))
         .output()
         .unwrap();
     assert!(!again.status.success());
     assert_eq!(
-        std::fs::read_to_string(env.dir.join("keys.txt")).unwrap(),
+        std::fs::read_to_string(env.dir.path().join("keys.txt")).unwrap(),
         key
     );
     let help = env.ok(&["--help"]);
@@ -352,7 +347,7 @@ fn legacy_forms_multi_call_keygen_and_key_sources() {
 fn edit_exec_env_exec_file_and_updatekeys() {
     let env = Env::new("edit");
     let file = env.encrypted("app.env", "DB_PASSWORD=hunter2\nMODE=prod\n");
-    let before = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let before = std::fs::read_to_string(env.dir.path().join(&file)).unwrap();
     // An editor that changes one value; the other ciphertext stays byte-identical.
     let editor = env.write(
         "editor.sh",
@@ -360,7 +355,10 @@ fn edit_exec_env_exec_file_and_updatekeys() {
     );
     let output = env
         .command(&["edit", &file])
-        .env("EDITOR", format!("sh {}", env.dir.join(editor).display()))
+        .env(
+            "EDITOR",
+            format!("sh {}", env.dir.path().join(editor).display()),
+        )
         .output()
         .unwrap();
     assert!(
@@ -368,7 +366,7 @@ fn edit_exec_env_exec_file_and_updatekeys() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let after = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let after = std::fs::read_to_string(env.dir.path().join(&file)).unwrap();
     let line = |t: &str, k: &str| t.lines().find(|l| l.starts_with(k)).unwrap().to_owned();
     assert_eq!(line(&after, "DB_PASSWORD="), line(&before, "DB_PASSWORD="));
     assert_ne!(line(&after, "MODE="), line(&before, "MODE="));
@@ -379,13 +377,16 @@ fn edit_exec_env_exec_file_and_updatekeys() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(200));
-    assert_eq!(std::fs::read_to_string(env.dir.join(&file)).unwrap(), after);
+    assert_eq!(
+        std::fs::read_to_string(env.dir.path().join(&file)).unwrap(),
+        after
+    );
     // exec-env and exec-file see the plaintext; the temporary file is gone afterwards.
     let out = env.ok(&["exec-env", &file, "printf %s \"$MODE\""]);
     assert_eq!(out, b"staging");
     let out = env.ok(&["exec-file", &file, "cat {}; echo; echo {} > seen-path"]);
     assert!(String::from_utf8_lossy(&out).contains("MODE=staging"));
-    let seen = std::fs::read_to_string(env.dir.join("seen-path")).unwrap();
+    let seen = std::fs::read_to_string(env.dir.path().join("seen-path")).unwrap();
     assert!(
         !Path::new(seen.trim()).exists(),
         "the plaintext file was left behind"
@@ -405,7 +406,7 @@ fn edit_exec_env_exec_file_and_updatekeys() {
     let second_file = env.write("second.txt", second.to_text().as_bytes());
     let output = env
         .command(&["decrypt", &file])
-        .env("SOPS_AGE_KEY_FILE", env.dir.join(second_file))
+        .env("SOPS_AGE_KEY_FILE", env.dir.path().join(second_file))
         .output()
         .unwrap();
     assert!(
@@ -443,12 +444,12 @@ fn keys_of_other_types_are_kept_when_a_file_is_rewritten() {
     let env = Env::new("other-keys");
     let file = env.encrypted("app.yaml", "password: hunter2\n");
     // A PGP key beside the age key, as a file encrypted for both would carry.
-    let text = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let text = std::fs::read_to_string(env.dir.path().join(&file)).unwrap();
     let pgp = "    pgp:\n        - created_at: \"2024-01-01T00:00:00Z\"\n          enc: |-\n            -----BEGIN PGP MESSAGE-----\n            wcBMA0r4f0ZA\n            -----END PGP MESSAGE-----\n          fp: FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4\n";
     let with_pgp = text.replacen("    lastmodified:", &format!("{pgp}    lastmodified:"), 1);
     env.write(&file, with_pgp.as_bytes());
     env.ok(&["set", &file, "[\"password\"]", "\"changed\""]);
-    let after = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let after = std::fs::read_to_string(env.dir.path().join(&file)).unwrap();
     assert!(
         after.contains("fp: FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4"),
         "{after}"
@@ -467,7 +468,7 @@ fn keys_of_other_types_are_kept_when_a_file_is_rewritten() {
     );
     let output = env
         .command(&["decrypt", &file])
-        .env("SOPS_AGE_KEY_FILE", env.dir.join(other))
+        .env("SOPS_AGE_KEY_FILE", env.dir.path().join(other))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -533,7 +534,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
     // The same inside an encrypted file: decrypt (with and without --ignore-mac), edit,
     // rotate and set all refuse it the same way; filestatus says it is not one.
     let file = env.encrypted("app.yaml", "password: hunter2\n");
-    let text = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let text = std::fs::read_to_string(env.dir.path().join(&file)).unwrap();
     for (name, deep) in [
         ("seq.enc.yaml", sequences.replacen("a:", "deep:", 1)),
         (
@@ -581,7 +582,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
 fn set_refuses_paths_deeper_than_the_limit() {
     let env = Env::new("deep-set");
     let file = env.encrypted("app.yaml", "a: 1\n");
-    let before = std::fs::read(env.dir.join(&file)).unwrap();
+    let before = std::fs::read(env.dir.path().join(&file)).unwrap();
     let path = |steps: usize| "[\"k\"]".repeat(steps);
     // 10,000 keys (sops set writes a file nothing reads back); one level too many.
     for (steps, value) in [(10_000, "\"v\""), (128, "{\"x\": 1}"), (129, "\"v\"")] {
@@ -592,7 +593,7 @@ fn set_refuses_paths_deeper_than_the_limit() {
             "{message}"
         );
         assert_eq!(
-            std::fs::read(env.dir.join(&file)).unwrap(),
+            std::fs::read(env.dir.path().join(&file)).unwrap(),
             before,
             "the file was changed"
         );
@@ -641,7 +642,7 @@ fn alias_bombs_stop_at_the_copy_limit() {
     assert!(message.contains(expected), "{message}");
     // In an encrypted file: decrypt and filestatus stop too.
     let file = env.encrypted("app.yaml", "password: hunter2\n");
-    let text = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let text = std::fs::read_to_string(env.dir.path().join(&file)).unwrap();
     let hostile = env.write("bomb.enc.yaml", format!("{bomb}{text}").as_bytes());
     for args in [
         vec!["decrypt", &hostile],
@@ -723,12 +724,12 @@ fn indent_is_a_bounded_number() {
 fn exec_file_names_stay_in_the_private_directory() {
     let env = Env::new("exec-name");
     let file = env.encrypted("app.env", "PASSWORD=hunter2\n");
-    std::fs::create_dir(env.dir.join("sub")).unwrap();
-    let outside = env.dir.join("escaped");
+    std::fs::create_dir(env.dir.path().join("sub")).unwrap();
+    let outside = env.dir.path().join("escaped");
     let absolute = outside.to_string_lossy().into_owned();
     for name in ["../escaped", absolute.as_str(), "sub/x", "", ".", ".."] {
         let mut command = env.command(&["exec-file", "--filename", name, "../app.env", "cat {}"]);
-        command.current_dir(env.dir.join("sub"));
+        command.current_dir(env.dir.path().join("sub"));
         let (code, message) = failure(command);
         assert_eq!(code, 2, "{name:?}: {message}");
         assert!(message.contains("not a plain file name"), "{message}");
@@ -746,7 +747,7 @@ fn exec_file_names_stay_in_the_private_directory() {
         "cat {}; echo {} > seen-path",
     ]);
     assert_eq!(out, b"PASSWORD=hunter2\n");
-    let seen = std::fs::read_to_string(env.dir.join("seen-path")).unwrap();
+    let seen = std::fs::read_to_string(env.dir.path().join("seen-path")).unwrap();
     let seen = Path::new(seen.trim());
     assert_eq!(seen.file_name().unwrap(), "app.env");
     assert!(
@@ -765,10 +766,10 @@ fn reads_of_keys_values_and_config_are_bounded() {
     // key command that prints too much.
     let mut by_file = env.bounded(&["decrypt", &file]);
     by_file.env("SOPS_AGE_KEY_FILE", "/dev/zero");
-    std::fs::create_dir_all(env.dir.join("cfg/sops/age")).unwrap();
-    std::os::unix::fs::symlink("/dev/zero", env.dir.join("cfg/sops/age/keys.txt")).unwrap();
+    std::fs::create_dir_all(env.dir.path().join("cfg/sops/age")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", env.dir.path().join("cfg/sops/age/keys.txt")).unwrap();
     let mut by_default = env.bounded(&["decrypt", &file]);
-    by_default.env("XDG_CONFIG_HOME", env.dir.join("cfg"));
+    by_default.env("XDG_CONFIG_HOME", env.dir.path().join("cfg"));
     let mut by_command = env.bounded(&["decrypt", &file]);
     by_command
         .env_remove("SOPS_AGE_KEY_FILE")
@@ -780,7 +781,7 @@ fn reads_of_keys_values_and_config_are_bounded() {
     }
     // Values for `set`, .sops.yaml and the file an editor leaves: at most a SOPS file's
     // size. (Each reads 256 MiB first, so they run side by side.)
-    let before = std::fs::read(env.dir.join(&file)).unwrap();
+    let before = std::fs::read(env.dir.path().join(&file)).unwrap();
     let by_value_file = env.bounded(&["set", &file, "[\"a\"]", "--value-file", "/dev/zero"]);
     let mut by_stdin = env.bounded(&["set", &file, "[\"a\"]", "--value-stdin"]);
     by_stdin.stdin(std::fs::File::open("/dev/zero").unwrap());
@@ -811,7 +812,7 @@ fn reads_of_keys_values_and_config_are_bounded() {
         assert_eq!(output.status.code(), Some(expected_code), "{message}");
         assert!(message.contains(file_limit), "{message}");
     }
-    assert_eq!(std::fs::read(env.dir.join(&file)).unwrap(), before);
+    assert_eq!(std::fs::read(env.dir.path().join(&file)).unwrap(), before);
 }
 
 #[test]

@@ -115,7 +115,8 @@ fn yaml_map(rng: &mut Rng, depth: usize, indent: usize, out: &mut String) {
 }
 
 struct Env {
-    dir: PathBuf,
+    /// The scratch directory, removed when the `Env` is dropped.
+    dir: tempfile::TempDir,
     sops: PathBuf,
     keys: Vec<AgeIdentities>,
 }
@@ -123,15 +124,16 @@ struct Env {
 impl Env {
     fn new(name: &str) -> Option<Self> {
         let sops = gitseal_tests::tool("sops", "GITSEAL_SOPS")?;
-        let dir = std::env::temp_dir().join(format!("gitseal-sops-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gitseal-sops-{name}-"))
+            .tempdir()
+            .unwrap();
         let keys: Vec<AgeIdentities> = (0..3).map(|_| AgeIdentities::generate()).collect();
         let mut all = String::new();
         for key in &keys {
             all.push_str(key.to_text().as_str());
         }
-        std::fs::write(dir.join("keys.txt"), all).unwrap();
+        std::fs::write(dir.path().join("keys.txt"), all).unwrap();
         Some(Self { dir, sops, keys })
     }
 
@@ -143,10 +145,10 @@ impl Env {
         let mut command = Command::new(program);
         command
             .args(args)
-            .current_dir(&self.dir)
-            .env("SOPS_AGE_KEY_FILE", self.dir.join("keys.txt"))
+            .current_dir(self.dir.path())
+            .env("SOPS_AGE_KEY_FILE", self.dir.path().join("keys.txt"))
             .env("SOPS_DISABLE_VERSION_CHECK", "1")
-            .env("XDG_CONFIG_HOME", self.dir.join("no-config"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
             .env_remove("SOPS_AGE_KEY")
             .env_remove("SOPS_AGE_RECIPIENTS");
         command
@@ -175,7 +177,7 @@ impl Env {
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> String {
-        std::fs::write(self.dir.join(name), bytes).unwrap();
+        std::fs::write(self.dir.path().join(name), bytes).unwrap();
         name.to_owned()
     }
 
@@ -189,12 +191,6 @@ impl Env {
             "{file}: gitseal and sops decrypt differently"
         );
         ours
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -342,7 +338,7 @@ fn selection_options_recipients_and_shamir_agree() {
             .replace("R0", &r0)
             .replace("R1", &r1)
             .replace("R2", &r2);
-        std::fs::write(env.dir.join(".sops.yaml"), &config).unwrap();
+        std::fs::write(env.dir.path().join(".sops.yaml"), &config).unwrap();
         let by_sops = env.sops(&["encrypt", &plain]);
         let by_us = env.gitseal(&["encrypt", &plain]);
         let file = env.write(&format!("cfg{i}.ours.yaml"), &by_us);
@@ -352,11 +348,15 @@ fn selection_options_recipients_and_shamir_agree() {
         let count = |bytes: &[u8]| String::from_utf8_lossy(bytes).matches("ENC[").count();
         assert_eq!(count(&by_us), count(&by_sops), "{config}");
     }
-    std::fs::remove_file(env.dir.join(".sops.yaml")).unwrap();
+    std::fs::remove_file(env.dir.path().join(".sops.yaml")).unwrap();
 
     // Shamir with only one group's key: both tools fail with 128.
     let shamir = "cfg3.ours.yaml";
-    std::fs::write(env.dir.join("only-one.txt"), env.keys[0].to_text().as_str()).unwrap();
+    std::fs::write(
+        env.dir.path().join("only-one.txt"),
+        env.keys[0].to_text().as_str(),
+    )
+    .unwrap();
     for program in [
         env.sops.clone(),
         PathBuf::from(env!("CARGO_BIN_EXE_gitseal")),
@@ -368,7 +368,7 @@ fn selection_options_recipients_and_shamir_agree() {
         args.extend(["decrypt", shamir]);
         let output = env
             .command(&program, &args)
-            .env("SOPS_AGE_KEY_FILE", env.dir.join("only-one.txt"))
+            .env("SOPS_AGE_KEY_FILE", env.dir.path().join("only-one.txt"))
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(128), "{}", program.display());
@@ -386,7 +386,7 @@ fn set_keeps_other_ciphertexts_and_sops_reads_the_result() {
     let encrypted = env.sops(&["encrypt", "--age", &recipient, &plain]);
     let file = env.write("app.enc.yaml", &encrypted);
     env.gitseal(&["set", &file, "[\"db\"][\"password\"]", "\"n3w-pass\""]);
-    let after = std::fs::read_to_string(env.dir.join(&file)).unwrap();
+    let after = std::fs::read_to_string(env.dir.path().join(&file)).unwrap();
     let before = String::from_utf8(encrypted).unwrap();
     let line = |text: &str, key: &str| {
         text.lines()

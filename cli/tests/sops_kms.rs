@@ -114,12 +114,14 @@ fn kms_keys_with_an_encryption_context_work_both_ways() {
     ) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("gitseal-sops-kms-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("gitseal-sops-kms-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let env = Env {
         moto: start_moto(&python),
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         python,
     };
     let arn = env.create_key();
@@ -221,6 +223,4 @@ fn kms_keys_with_an_encryption_context_work_both_ways() {
         "app.yaml",
     ]);
     assert_eq!(output.status.code(), Some(6));
-    drop(env);
-    let _ = std::fs::remove_dir_all(&dir);
 }

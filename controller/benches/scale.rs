@@ -22,7 +22,6 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 const NS: &str = "bench";
@@ -37,19 +36,14 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let server = TestServer::start().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("gitseal-scale-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("gitseal-scale-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(
-            Kubeconfig::from_yaml(&server.kubeconfig()).unwrap(),
-            &KubeConfigOptions::default(),
-        )
-        .await
-        .unwrap(),
-    )
-    .unwrap();
+    let client = server.client().await;
     Api::<CustomResourceDefinition>::all(client.clone())
         .create(&PostParams::default(), &sealed_secret_crd())
         .await
@@ -159,7 +153,6 @@ async fn main() {
         metric(&text, "gitseal_controller_rsa_operations_total"),
         restart_rss
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The controller process, killed if the benchmark fails before [`stop`].

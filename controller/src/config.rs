@@ -1,5 +1,6 @@
 //! Command-line flags, each also settable as `SEALED_SECRETS_<FLAG>` like upstream's.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -19,6 +20,33 @@ use clap::Parser;
                   Every flag can also be set as SEALED_SECRETS_<FLAG>, e.g. SEALED_SECRETS_KEY_PREFIX."
 )]
 pub struct Config {
+    /// The controller's namespace (default: `POD_NAMESPACE`, then the service account's,
+    /// then `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Sealing keys.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// The SealedSecret reconciler.
+    #[command(flatten)]
+    pub sealed_secrets: SealedSecretsArgs,
+    /// Watch scope shared by the reconcilers.
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    /// HTTP listeners.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Leader election.
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Sealing keys: how they are named, made, renewed and ordered.
+#[derive(clap::Args, Clone)]
+pub struct KeyArgs {
     /// Prefix of the key Secrets' generateName; also the name of the legacy single key.
     #[arg(
         long,
@@ -41,41 +69,43 @@ pub struct Config {
     pub key_renew_period: Duration,
     /// Which time orders the keys: `CertNotBefore` or `SecretCreationTimestamp`.
     #[arg(long, env = "SEALED_SECRETS_KEY_ORDER_PRIORITY", default_value = "CertNotBefore",
-          value_parser = ["CertNotBefore", "SecretCreationTimestamp"])]
-    pub key_order_priority: String,
+          value_parser = key_order())]
+    pub key_order_priority: KeyOrder,
     /// Generate a key at start-up if the newest is older than this RFC 1123Z time
     /// (e.g. `Mon, 14 Oct 2024 21:45:30 +0200`).
-    #[arg(long, env = "SEALED_SECRETS_KEY_CUTOFF_TIME", default_value = "")]
-    pub key_cutoff_time: String,
-    /// Accept the deprecated v1 `spec.data` field.
-    #[arg(long, env = "SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA", default_value_t = true,
-          action = clap::ArgAction::Set, value_parser = go_bool)]
-    pub accept_deprecated_v1_data: bool,
-    /// Watch SealedSecrets in all namespaces (false: only the controller's namespace).
-    #[arg(long, env = "SEALED_SECRETS_ALL_NAMESPACES", default_value_t = true,
-          action = clap::ArgAction::Set, value_parser = go_bool)]
-    pub all_namespaces: bool,
-    /// Comma-separated namespaces to watch besides the controller's (implies not all).
-    #[arg(long, env = "SEALED_SECRETS_ADDITIONAL_NAMESPACES", default_value = "")]
-    pub additional_namespaces: String,
-    /// Label selector filtering the SealedSecrets handled.
-    #[arg(long, env = "SEALED_SECRETS_LABEL_SELECTOR", default_value = "")]
-    pub label_selector: String,
-    /// `/v1/verify` (and, separately, `/v1/rotate`) requests per second per client.
-    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT", default_value_t = 2)]
-    pub rate_limit: u32,
-    /// `/v1/verify` (and, separately, `/v1/rotate`) burst per client.
-    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 2)]
-    pub rate_limit_burst: u32,
-    /// Write the `Synced` condition and `observedGeneration`.
-    #[arg(long, env = "SEALED_SECRETS_UPDATE_STATUS", default_value_t = true,
-          action = clap::ArgAction::Set, value_parser = go_bool)]
-    pub update_status: bool,
+    #[arg(long, env = "SEALED_SECRETS_KEY_CUTOFF_TIME", default_value = "",
+          value_parser = key_cutoff)]
+    pub key_cutoff_time: KeyCutoff,
+    /// Annotations of generated key Secrets (`k=v,k=v`).
+    #[arg(long, env = "SEALED_SECRETS_PRIVATEKEY_ANNOTATIONS", default_value = "",
+          value_parser = key_values)]
+    pub privatekey_annotations: KeyValues,
+    /// Labels of generated key Secrets (`k=v,k=v`; cannot override the key label).
+    #[arg(long, env = "SEALED_SECRETS_PRIVATEKEY_LABELS", default_value = "",
+          value_parser = key_values)]
+    pub privatekey_labels: KeyValues,
     /// Accepted for compatibility: key Secrets are always watched, so keys added by hand
     /// or by another replica are used at once.
     #[arg(long, env = "SEALED_SECRETS_WATCH_FOR_SECRETS", default_value_t = false,
           action = clap::ArgAction::Set, value_parser = go_bool)]
     pub watch_for_secrets: bool,
+}
+
+/// The SealedSecret reconciler.
+#[derive(clap::Args, Clone)]
+pub struct SealedSecretsArgs {
+    /// Label selector filtering the SealedSecrets handled.
+    #[arg(long, env = "SEALED_SECRETS_LABEL_SELECTOR", default_value = "",
+          value_parser = label_selector)]
+    pub label_selector: String,
+    /// Accept the deprecated v1 `spec.data` field.
+    #[arg(long, env = "SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub accept_deprecated_v1_data: bool,
+    /// Write the `Synced` condition and `observedGeneration`.
+    #[arg(long, env = "SEALED_SECRETS_UPDATE_STATUS", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub update_status: bool,
     /// Do not watch generated Secrets (no revert of edits, no re-creation after deletion).
     #[arg(long, env = "SEALED_SECRETS_SKIP_RECREATE", default_value_t = false,
           action = clap::ArgAction::Set, value_parser = go_bool)]
@@ -88,6 +118,25 @@ pub struct Config {
     /// Retries of a failing SealedSecret before it waits for its next change.
     #[arg(long, env = "SEALED_SECRETS_MAX_UNSEAL_RETRIES", default_value_t = 5)]
     pub max_unseal_retries: u32,
+    /// Stop exporting the per-object `condition_info` gauge.
+    #[arg(long, env = "SEALED_SECRETS_METRICS_OMIT_SECRET_LABELS", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub metrics_omit_secret_labels: bool,
+}
+
+/// What every reconciler watches, and how it talks to the API server.
+#[derive(clap::Args, Clone)]
+pub struct WatchArgs {
+    /// Watch SealedSecrets in all namespaces (false: only the controller's namespace).
+    #[arg(long, env = "SEALED_SECRETS_ALL_NAMESPACES", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub all_namespaces: bool,
+    /// Comma-separated namespaces to watch besides the controller's (implies not all).
+    #[arg(long, env = "SEALED_SECRETS_ADDITIONAL_NAMESPACES", default_value = "")]
+    pub additional_namespaces: String,
+    /// Concurrent reconciles (0: 4 per CPU); decryptions are further limited to one per CPU.
+    #[arg(long, env = "SEALED_SECRETS_WORKERS", default_value_t = 0)]
+    pub workers: u16,
     /// Accepted for compatibility; the client is not throttled.
     #[arg(
         long,
@@ -99,28 +148,11 @@ pub struct Config {
     /// Accepted for compatibility; the client is not throttled.
     #[arg(long, env = "SEALED_SECRETS_KUBECLIENT_BURST", default_value_t = 10)]
     pub kubeclient_burst: u32,
-    /// Annotations of generated key Secrets (`k=v,k=v`).
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_PRIVATEKEY_ANNOTATIONS",
-        default_value = ""
-    )]
-    pub privatekey_annotations: String,
-    /// Labels of generated key Secrets (`k=v,k=v`; cannot override the key label).
-    #[arg(long, env = "SEALED_SECRETS_PRIVATEKEY_LABELS", default_value = "")]
-    pub privatekey_labels: String,
-    /// Write INFO and DEBUG logs to stdout, warnings and errors to stderr.
-    #[arg(long, env = "SEALED_SECRETS_LOG_INFO_STDOUT", default_value_t = true,
-          action = clap::ArgAction::Set, value_parser = go_bool)]
-    pub log_info_stdout: bool,
-    /// Log level: DEBUG, INFO, WARN or ERROR (or a `tracing` filter such as
-    /// `gitseal_controller=debug`).
-    #[arg(long, env = "SEALED_SECRETS_LOG_LEVEL", default_value = "INFO")]
-    pub log_level: String,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "SEALED_SECRETS_LOG_FORMAT", default_value = "text",
-          value_parser = ["text", "json"])]
-    pub log_format: String,
+}
+
+/// The HTTP API and metrics listeners.
+#[derive(clap::Args, Clone)]
+pub struct HttpArgs {
     /// Address of the HTTP API (`/v1/cert.pem`, `/v1/verify`, `/v1/rotate`, `/healthz`).
     #[arg(long, env = "SEALED_SECRETS_LISTEN_ADDR", default_value = ":8080", value_parser = listen_addr)]
     pub listen_addr: SocketAddr,
@@ -133,10 +165,21 @@ pub struct Config {
     /// Accepted for compatibility (HTTP write timeout).
     #[arg(long, env = "SEALED_SECRETS_WRITE_TIMEOUT", default_value = "2m", value_parser = duration)]
     pub write_timeout: Duration,
-    /// Stop exporting the per-object `condition_info` gauge.
-    #[arg(long, env = "SEALED_SECRETS_METRICS_OMIT_SECRET_LABELS", default_value_t = false,
-          action = clap::ArgAction::Set, value_parser = go_bool)]
-    pub metrics_omit_secret_labels: bool,
+    /// `/v1/verify` (and, separately, `/v1/rotate`) requests per second per client.
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT", default_value_t = 2)]
+    pub rate_limit: u32,
+    /// `/v1/verify` (and, separately, `/v1/rotate`) burst per client.
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 2)]
+    pub rate_limit_burst: u32,
+    /// Timeouts and limits of both HTTP listeners (not a flag: the defaults of
+    /// [`crate::server`]; tests shorten them).
+    #[arg(skip)]
+    pub http_limits: crate::server::HttpLimits,
+}
+
+/// Leader election among replicas.
+#[derive(clap::Args, Clone)]
+pub struct LeaderArgs {
     /// Elect one leader among replicas with a coordination.k8s.io Lease; only the leader
     /// writes Secrets and keys, every replica serves the HTTP API.
     #[arg(long, env = "SEALED_SECRETS_LEADER_ELECT", default_value_t = true,
@@ -152,17 +195,23 @@ pub struct Config {
     /// How long a leader's Lease holds without renewal.
     #[arg(long, env = "SEALED_SECRETS_LEADER_ELECTION_DURATION", default_value = "15s", value_parser = duration)]
     pub leader_election_duration: Duration,
-    /// The controller's namespace (default: `POD_NAMESPACE`, then the service account's,
-    /// then `default`).
-    #[arg(long, env = "POD_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Concurrent reconciles (0: 4 per CPU); decryptions are further limited to one per CPU.
-    #[arg(long, env = "SEALED_SECRETS_WORKERS", default_value_t = 0)]
-    pub workers: u16,
-    /// Timeouts and limits of both HTTP listeners (not a flag: the defaults of
-    /// [`crate::server`]; tests shorten them).
-    #[arg(skip)]
-    pub http_limits: crate::server::HttpLimits,
+}
+
+/// Logging.
+#[derive(clap::Args, Clone)]
+pub struct LogArgs {
+    /// Write INFO and DEBUG logs to stdout, warnings and errors to stderr.
+    #[arg(long, env = "SEALED_SECRETS_LOG_INFO_STDOUT", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub log_info_stdout: bool,
+    /// Log level: DEBUG, INFO, WARN or ERROR (or a `tracing` filter such as
+    /// `gitseal_controller=debug`).
+    #[arg(long, env = "SEALED_SECRETS_LOG_LEVEL", default_value = "INFO")]
+    pub log_level: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "SEALED_SECRETS_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 impl Config {
@@ -180,7 +229,8 @@ impl Config {
 
     /// The additional namespaces, trimmed, without empties.
     pub fn additional_namespaces(&self) -> Vec<String> {
-        self.additional_namespaces
+        self.watch
+            .additional_namespaces
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -189,17 +239,138 @@ impl Config {
     }
 }
 
-/// Parses `k=v,k=v` (upstream's map flag form).
-pub fn parse_map(text: &str) -> Result<Vec<(String, String)>, String> {
+/// The value of a map flag, `k=v,k=v` (upstream's form), parsed when the flags are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyValues(pub BTreeMap<String, String>);
+
+/// Parses `k=v,k=v`; blanks around keys and values are trimmed, keys may not be empty.
+fn key_values(text: &str) -> Result<KeyValues, String> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|pair| {
-            pair.split_once('=')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .ok_or_else(|| format!("{pair:?} is not key=value"))
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            _ => Err(format!("{pair:?} is not key=value")),
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(KeyValues)
+}
+
+pub use crate::keyring::KeyOrder;
+
+/// `--key-order-priority`: upstream's two names, mapped to [`KeyOrder`].
+fn key_order() -> impl clap::builder::TypedValueParser<Value = KeyOrder> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["CertNotBefore", "SecretCreationTimestamp"]).map(
+        |name| match name.as_str() {
+            "SecretCreationTimestamp" => KeyOrder::SecretCreationTimestamp,
+            _ => KeyOrder::CertNotBefore,
+        },
+    )
+}
+
+/// `--key-cutoff-time`: Go's RFC 1123Z time (`Mon, 14 Oct 2024 21:45:30 +0200`), as Unix
+/// seconds; empty for none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyCutoff(pub Option<i64>);
+
+fn key_cutoff(text: &str) -> Result<KeyCutoff, String> {
+    if text.trim().is_empty() {
+        return Ok(KeyCutoff(None));
+    }
+    k8s_openapi::jiff::fmt::rfc2822::parse(text.trim())
+        .map(|zoned| KeyCutoff(Some(zoned.timestamp().as_second())))
+        .map_err(|e| format!("invalid time {text:?} (want RFC 1123Z): {e}"))
+}
+
+/// Checks `--label-selector` as the API server would parse it (kube has no parser):
+/// comma-separated `key`, `!key`, `key=v`, `key==v`, `key!=v`, `key in (v,...)`,
+/// `key notin (v,...)`, `key>n`, `key<n`. A bad selector stops the controller at start-up
+/// instead of failing every watch request.
+fn label_selector(text: &str) -> Result<String, String> {
+    let bad = |why: &str| Err(format!("invalid label selector {text:?}: {why}"));
+    if text.trim().is_empty() {
+        return Ok(text.to_owned());
+    }
+    let mut requirements = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return bad("unbalanced ')'"),
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                requirements.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return bad("unbalanced '('");
+    }
+    requirements.push(&text[start..]);
+    for requirement in requirements.into_iter().map(str::trim) {
+        let ok = if let Some(key) = requirement.strip_prefix('!') {
+            label_key(key.trim())
+        } else if let Some(open) = requirement.find('(') {
+            let (head, list) = requirement.split_at(open);
+            let key = head
+                .trim_end()
+                .strip_suffix(" notin")
+                .or_else(|| head.trim_end().strip_suffix(" in"));
+            let values = list[1..].strip_suffix(')');
+            match (key, values) {
+                (Some(key), Some(values)) => {
+                    label_key(key.trim()) && values.split(',').all(|v| label_value(v.trim()))
+                }
+                _ => false,
+            }
+        } else if let Some(at) = requirement.find(['=', '!', '>', '<']) {
+            let (key, rest) = requirement.split_at(at);
+            let value = ["==", "!=", "=", ">", "<"]
+                .iter()
+                .find_map(|op| rest.strip_prefix(op));
+            label_key(key.trim()) && value.is_some_and(|v| label_value(v.trim()))
+        } else {
+            label_key(requirement)
+        };
+        if !ok {
+            return bad(&format!("{requirement:?} is not a requirement"));
+        }
+    }
+    Ok(text.to_owned())
+}
+
+/// `[prefix/]name`: a DNS-subdomain prefix and a name of at most 63 characters.
+fn label_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    });
+    prefix_ok && !name.is_empty() && label_value(name)
+}
+
+/// A label value: at most 63 characters of `[A-Za-z0-9-_.]`, alphanumeric at both ends.
+fn label_value(value: &str) -> bool {
+    value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && value
+            .bytes()
+            .next()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
+        && value
+            .bytes()
+            .last()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
 }
 
 /// Go durations as upstream's flags take them (`720h`, `2m`, `1h30m`, `0`).
@@ -237,20 +408,96 @@ mod tests {
     #[test]
     fn upstream_defaults_and_environment() {
         let config = Config::try_parse_from(["gitseal-controller"]).unwrap();
-        assert_eq!(config.key_prefix, "sealed-secrets-key");
-        assert_eq!(config.key_renew_period, Duration::from_secs(720 * 3600));
-        assert_eq!(config.key_ttl, Duration::from_secs(87600 * 3600));
-        assert_eq!(config.listen_addr.port(), 8080);
-        assert_eq!(config.listen_metrics_addr.port(), 8081);
+        assert_eq!(config.keys.key_prefix, "sealed-secrets-key");
+        assert_eq!(
+            config.keys.key_renew_period,
+            Duration::from_secs(720 * 3600)
+        );
+        assert_eq!(config.keys.key_ttl, Duration::from_secs(87600 * 3600));
+        assert_eq!(config.keys.key_order_priority, KeyOrder::CertNotBefore);
+        assert_eq!(config.keys.key_cutoff_time, KeyCutoff(None));
+        assert_eq!(config.http.listen_addr.port(), 8080);
+        assert_eq!(config.http.listen_metrics_addr.port(), 8081);
         let config =
             Config::try_parse_from(["c", "--update-status=false", "--rotate-period", "1h"])
                 .unwrap();
-        assert!(!config.update_status);
-        assert_eq!(config.key_renew_period, Duration::from_secs(3600));
+        assert!(!config.sealed_secrets.update_status);
+        assert_eq!(config.keys.key_renew_period, Duration::from_secs(3600));
         assert_eq!(
-            parse_map("a=1, b=2").unwrap(),
-            [("a".into(), "1".into()), ("b".into(), "2".into())]
+            key_values("a=1, b=2").unwrap().0,
+            BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())])
         );
-        assert!(parse_map("nope").is_err());
+        assert!(key_values("nope").is_err() && key_values("=v").is_err());
+        // A bad map flag stops the controller at start-up, not at its first key renewal.
+        let error = Config::try_parse_from(["c", "--privatekey-labels", "team"])
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("\"team\" is not key=value"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_flag_keeps_its_name_and_environment_variable() {
+        use clap::CommandFactory;
+        let command = Config::command();
+        let flags: Vec<_> = command
+            .get_arguments()
+            .filter_map(|a| Some((a.get_long()?.to_owned(), a.get_env()?.to_owned())))
+            .collect();
+        assert_eq!(flags.len(), 35, "{flags:?}");
+        for (long, env) in &flags {
+            let env = env.to_str().unwrap();
+            if long != "namespace" {
+                let expected = format!("SEALED_SECRETS_{}", long.to_uppercase().replace('-', "_"));
+                assert_eq!(env, expected, "--{long}");
+            }
+        }
+    }
+
+    #[test]
+    fn typed_flags_are_checked_when_parsed() {
+        let config = Config::try_parse_from([
+            "c",
+            "--key-cutoff-time",
+            "Mon, 14 Oct 2024 21:45:30 +0200",
+            "--key-order-priority",
+            "SecretCreationTimestamp",
+        ])
+        .unwrap();
+        assert_eq!(config.keys.key_cutoff_time, KeyCutoff(Some(1_728_935_130)));
+        assert_eq!(
+            config.keys.key_order_priority,
+            KeyOrder::SecretCreationTimestamp
+        );
+        for good in [
+            "",
+            "app=db",
+            "app==db, tier!=web",
+            "app.kubernetes.io/instance in (a, b-1),!legacy,env notin (dev)",
+            "owned, version>2",
+            "empty=",
+        ] {
+            assert!(label_selector(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "app=db,",
+            "=x",
+            "app in (a",
+            "app=-x",
+            "a b",
+            "app in a,b)",
+            "Up/x=y",
+        ] {
+            assert!(label_selector(bad).is_err(), "{bad:?}");
+        }
+        for bad in [
+            ["c", "--key-cutoff-time", "yesterday"],
+            ["c", "--key-order-priority", "Newest"],
+            ["c", "--label-selector", "app=db,"],
+        ] {
+            assert!(Config::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -29,7 +29,8 @@ pub struct Context {
     instance: String,
     /// Decryptions in flight, at most one per CPU, off the async runtime.
     pool: Arc<Semaphore>,
-    retries: Mutex<HashMap<(String, String), u32>>,
+    /// Failed attempts per object.
+    pub retries: Retries,
 }
 
 impl Context {
@@ -49,7 +50,7 @@ impl Context {
             keyring,
             metrics,
             pool: Arc::new(Semaphore::new(cpus)),
-            retries: Mutex::default(),
+            retries: Retries::default(),
         }
     }
 
@@ -62,29 +63,35 @@ impl Context {
     ) -> Result<Unsealed, UnsealFailure> {
         let permit = self.pool.clone().acquire_owned().await;
         let ss = ss.clone();
-        let accept_v1 = self.config.accept_deprecated_v1_data;
+        let accept_v1 = self.config.sealed_secrets.accept_deprecated_v1_data;
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             crate::unseal::unseal(&ss, &keys, preferred.as_deref(), accept_v1)
         })
         .await
         .unwrap_or_else(|_| {
-            Err(UnsealFailure {
-                message: "internal error: the decryption task failed".into(),
-                rsa_operations: 0,
-            })
+            Err(UnsealFailure::new(
+                "internal error: the decryption task failed",
+                0,
+            ))
         });
         let spent = match &result {
-            Ok(u) => u.rsa_operations,
+            Ok(u) => u.opened.rsa_operations,
             Err(f) => f.rsa_operations,
         };
-        self.metrics.rsa_operations.inc_by(spent);
+        self.metrics.sealed_secrets.rsa_operations.inc_by(spent);
         result
     }
 
-    /// Publishes a core/v1 event about `ss` from component `sealed-secrets`, as upstream
-    /// does (and logs it); failures to publish are only logged. Nothing is cached.
-    pub async fn event(&self, ss: &SealedSecret, type_: EventType, reason: &str, note: &str) {
+    /// Publishes a core/v1 event about `object` from component `sealed-secrets`, as
+    /// upstream does (and logs it); failures to publish are only logged. Nothing is cached.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
         let type_ = match type_ {
             EventType::Warning => {
                 tracing::warn!(reason, "{note}");
@@ -96,15 +103,15 @@ impl Context {
             }
         };
         let now = k8s_openapi::jiff::Timestamp::now();
-        let namespace = ss.namespace().unwrap_or_default();
+        let namespace = object.namespace().unwrap_or_default();
         let event = Event {
             metadata: ObjectMeta {
                 // client-go's naming: <object>.<unix nanoseconds in hex>
-                name: Some(format!("{}.{:x}", ss.name_any(), now.as_nanosecond())),
+                name: Some(format!("{}.{:x}", object.name_any(), now.as_nanosecond())),
                 namespace: Some(namespace.clone()),
                 ..ObjectMeta::default()
             },
-            involved_object: ss.object_ref(&()),
+            involved_object: object.object_ref(&()),
             type_: Some(type_.into()),
             reason: Some(reason.into()),
             message: Some(note.into()),
@@ -126,20 +133,98 @@ impl Context {
         }
     }
 
-    /// Counts a failed attempt for `ss`; returns the count so far.
-    pub fn count_retry(&self, ss: &impl ResourceExt) -> u32 {
-        let mut retries = self.retries.lock().expect("retries lock");
-        let count = retries.entry(key(ss)).or_default();
+    /// Counts a failed attempt for `object`; returns the count so far.
+    pub fn count_retry<K: Resource<DynamicType = ()>>(&self, object: &K) -> u32 {
+        self.retries.count(object)
+    }
+
+    /// Resets the failure count of `object` (it reconciled, or it was deleted).
+    pub fn forget_retries<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        self.retries.forget(object);
+    }
+}
+
+/// Failed attempts per object, for the error policy's backoff and retry limit.
+#[derive(Default)]
+pub struct Retries(Mutex<HashMap<RetryKey, u32>>);
+
+impl Retries {
+    /// Counts a failed attempt for `object`; returns the count so far.
+    pub fn count<K: Resource<DynamicType = ()>>(&self, object: &K) -> u32 {
+        let mut retries = self.0.lock().expect("retries lock");
+        let count = retries.entry(RetryKey::of(object)).or_default();
         *count += 1;
         *count
     }
 
-    /// Resets the failure count of `ss`.
-    pub fn forget_retries(&self, ss: &impl ResourceExt) {
-        self.retries.lock().expect("retries lock").remove(&key(ss));
+    /// Resets the failure count of `object`.
+    pub fn forget<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        self.0
+            .lock()
+            .expect("retries lock")
+            .remove(&RetryKey::of(object));
+    }
+
+    /// How many objects have failures counted.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("retries lock").len()
+    }
+
+    /// Whether no object has failures counted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-fn key(ss: &impl ResourceExt) -> (String, String) {
-    (ss.namespace().unwrap_or_default(), ss.name_any())
+/// Failure counts are per object: kind, namespace and name (a SealedSecret and a future
+/// SopsSecret of the same name count apart).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct RetryKey {
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl RetryKey {
+    fn of<K: Resource<DynamicType = ()>>(object: &K) -> Self {
+        Self {
+            kind: K::kind(&()).into_owned(),
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
+
+    fn object<K: Resource<DynamicType = ()>>(ns: &str, name: &str) -> PartialObjectMeta<K> {
+        ObjectMeta {
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        }
+        .into_response_partial::<K>()
+    }
+
+    #[test]
+    fn retries_count_per_kind_namespace_and_name() {
+        let retries = Retries::default();
+        let ss = object::<SealedSecret>("prod", "db");
+        assert_eq!(retries.count(&ss), 1);
+        assert_eq!(retries.count(&ss), 2);
+        // Same name, other namespace or other kind: counted apart.
+        assert_eq!(retries.count(&object::<SealedSecret>("dev", "db")), 1);
+        assert_eq!(
+            retries.count(&object::<k8s_openapi::api::core::v1::Secret>("prod", "db")),
+            1
+        );
+        assert_eq!(retries.len(), 3);
+        retries.forget(&ss);
+        assert_eq!(retries.count(&ss), 1, "forgotten, counts from one again");
+        retries.forget(&ss);
+        assert_eq!(retries.len(), 2);
+    }
 }

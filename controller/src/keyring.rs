@@ -20,7 +20,8 @@ use kube::{Api, ResourceExt};
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::config::Config;
+use crate::config::KeyArgs;
+use crate::reconcile::secret::SecretData;
 
 /// One sealing key pair with its certificate.
 pub struct SealingKey {
@@ -70,12 +71,10 @@ impl Keys {
 
     /// Keys in the order to try them: `preferred` first, then the others newest first.
     pub fn ordered(&self, preferred: Option<&str>) -> Vec<Arc<SealingKey>> {
-        let first = preferred.and_then(|id| self.by_id(id));
-        let others = self
-            .keys
-            .iter()
-            .filter(|k| first.is_none_or(|f| f.id != k.id));
-        first.into_iter().chain(others).cloned().collect()
+        let preferred = preferred.and_then(|id| self.keys.iter().position(|k| k.id == id));
+        gitseal_crypto::sealed::trial_order(self.keys.len(), preferred)
+            .map(|i| self.keys[i].clone())
+            .collect()
     }
 }
 
@@ -210,7 +209,7 @@ impl Keyring {
     }
 
     /// Generates a key, stores it as a new key Secret and puts it in use.
-    pub async fn generate(&self, client: &kube::Client, config: &Config) -> Result<(), Error> {
+    pub async fn generate(&self, client: &kube::Client, config: &KeyArgs) -> Result<(), Error> {
         let bits = config.key_size;
         let (cn, ttl) = (config.my_cn.clone(), config.key_ttl);
         let (key_pem, cert_pem) = tokio::task::spawn_blocking(move || {
@@ -220,16 +219,9 @@ impl Keyring {
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-        let mut labels: BTreeMap<String, String> =
-            crate::config::parse_map(&config.privatekey_labels)
-                .map_err(Error::Config)?
-                .into_iter()
-                .collect();
+        let mut labels = config.privatekey_labels.0.clone();
         labels.insert(SEALING_KEY_LABEL.into(), "active".into());
-        let annotations = crate::config::parse_map(&config.privatekey_annotations)
-            .map_err(Error::Config)?
-            .into_iter()
-            .collect();
+        let annotations = config.privatekey_annotations.0.clone();
         let secret = Secret {
             metadata: ObjectMeta {
                 generate_name: Some(self.prefix.clone()),
@@ -247,20 +239,12 @@ impl Keyring {
         };
         drop(key_pem);
         let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
-        let created = api.create(&PostParams::default(), &secret).await?;
-        wipe_secret(secret);
+        let secret = SecretData::new(secret);
+        let created = SecretData::new(api.create(&PostParams::default(), &secret).await?);
+        drop(secret);
         self.insert_secret(&created);
         tracing::info!(secret = %created.name_any(), "new sealing key generated; certificate:\n{cert_pem}");
-        wipe_secret(created);
         Ok(())
-    }
-}
-
-/// Overwrites the data of a Secret object before it is dropped.
-pub fn wipe_secret(mut secret: Secret) {
-    use zeroize::Zeroize;
-    for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
-        value.0.zeroize();
     }
 }
 
@@ -297,16 +281,6 @@ fn parse_key_secret(secret: &Secret, order: KeyOrder) -> Result<SealingKey, Stri
     })
 }
 
-/// Parses `--key-cutoff-time` (Go's RFC 1123Z: `Mon, 14 Oct 2024 21:45:30 +0200`).
-pub fn parse_cutoff(text: &str) -> Result<Option<i64>, Error> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    k8s_openapi::jiff::fmt::rfc2822::parse(text.trim())
-        .map(|zoned| Some(zoned.timestamp().as_second()))
-        .map_err(|e| Error::Config(format!("--key-cutoff-time {text:?}: {e}")))
-}
-
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
     SystemTime::now()
@@ -320,9 +294,9 @@ pub fn now_unix() -> i64 {
 pub async fn renew(
     keyring: Arc<Keyring>,
     client: kube::Client,
-    config: Config,
+    config: KeyArgs,
 ) -> Result<(), Error> {
-    let cutoff = parse_cutoff(&config.key_cutoff_time)?;
+    let cutoff = config.key_cutoff_time.0;
     let latest_time = keyring.snapshot().latest().map(|k| k.order_time);
     let stale = match (latest_time, cutoff) {
         (None, _) => true,
@@ -366,5 +340,120 @@ pub async fn renew(
             tracing::error!("key renewal failed, retrying in 30s: {e}");
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
+    }
+}
+
+/// Keys for unit tests: one freshly generated 2048-bit key.
+#[cfg(test)]
+pub(crate) fn test_keys() -> Keys {
+    let secret = tests::key_secret("sealed-secrets-keyabcde");
+    let key = parse_key_secret(&secret, KeyOrder::CertNotBefore).expect("a good key Secret");
+    Keys {
+        keys: vec![Arc::new(key)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key Secret as the controller writes it, with a new 2048-bit key.
+    pub(super) fn key_secret(name: &str) -> Secret {
+        let key = PrivateKey::generate(2048).unwrap();
+        let cert = Certificate::self_signed(&key, "", SystemTime::now(), Duration::from_secs(3600))
+            .unwrap();
+        let mut secret = Secret::default();
+        secret.metadata.name = Some(name.into());
+        secret.type_ = Some("kubernetes.io/tls".into());
+        secret.data = Some(BTreeMap::from([
+            ("tls.crt".into(), ByteString(cert.to_pem().into_bytes())),
+            (
+                "tls.key".into(),
+                ByteString(key.to_pkcs1_pem().unwrap().as_bytes().to_vec()),
+            ),
+        ]));
+        secret
+    }
+
+    #[test]
+    fn key_secrets_parse_or_say_why_not() {
+        let secret = key_secret("sealed-secrets-keyabcde");
+        let key = parse_key_secret(&secret, KeyOrder::CertNotBefore).unwrap();
+        assert_eq!(key.secret_name, "sealed-secrets-keyabcde");
+        assert_eq!(key.id.len(), 16);
+        assert!(key.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!((key.order_time - now_unix()).abs() < 600);
+        assert_eq!(key.digest_key().len(), 32);
+        // Ordered by the Secret's creation instead.
+        let mut created = secret.clone();
+        created.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap(),
+            ));
+        let by_creation = parse_key_secret(&created, KeyOrder::SecretCreationTimestamp).unwrap();
+        assert_eq!(by_creation.order_time, 1_000);
+        assert_eq!(by_creation.id, key.id);
+
+        let broken = |edit: &dyn Fn(&mut BTreeMap<String, ByteString>)| {
+            let mut s = secret.clone();
+            edit(s.data.as_mut().unwrap());
+            parse_key_secret(&s, KeyOrder::CertNotBefore).err().unwrap()
+        };
+        assert_eq!(broken(&|d| drop(d.remove("tls.key"))), "it has no tls.key");
+        assert_eq!(broken(&|d| drop(d.remove("tls.crt"))), "it has no tls.crt");
+        assert!(
+            broken(&|d| drop(d.insert("tls.key".into(), ByteString(b"junk".to_vec()))))
+                .starts_with("tls.key: ")
+        );
+        assert!(
+            broken(&|d| drop(d.insert("tls.crt".into(), ByteString(b"junk".to_vec()))))
+                .starts_with("tls.crt: ")
+        );
+        let other = key_secret("other");
+        let mismatched = broken(&|d| {
+            d.insert(
+                "tls.crt".into(),
+                other.data.as_ref().unwrap()["tls.crt"].clone(),
+            );
+        });
+        assert_eq!(mismatched, "tls.crt does not belong to tls.key");
+        let mut empty = secret.clone();
+        empty.data = None;
+        assert_eq!(
+            parse_key_secret(&empty, KeyOrder::CertNotBefore)
+                .err()
+                .unwrap(),
+            "it has no data"
+        );
+    }
+
+    #[test]
+    fn the_keyring_orders_keys_newest_first_and_forgets_removed_ones() {
+        let ring = Keyring::new(
+            "kube-system",
+            "sealed-secrets-key",
+            KeyOrder::SecretCreationTimestamp,
+        );
+        let changes = ring.subscribe();
+        for (name, second) in [("old", 1_000), ("new", 2_000)] {
+            let mut secret = key_secret(name);
+            secret.metadata.creation_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::from_second(second).unwrap(),
+                ));
+            ring.insert_secret(&secret);
+        }
+        let mut junk = key_secret("junk");
+        junk.data = None;
+        ring.insert_secret(&junk); // skipped, not fatal
+        assert!(changes.has_changed().unwrap());
+        let keys = ring.snapshot();
+        let names: Vec<_> = keys.all().iter().map(|k| k.secret_name.as_str()).collect();
+        assert_eq!(names, ["new", "old"]);
+        let old = keys.all()[1].id.clone();
+        assert_eq!(keys.ordered(Some(&old))[0].id, old);
+        assert_eq!(keys.by_id(&old).unwrap().secret_name, "old");
+        ring.remove_secret("new");
+        assert_eq!(ring.snapshot().latest().unwrap().secret_name, "old");
     }
 }

@@ -22,55 +22,22 @@
 
 pub mod config;
 pub mod context;
+mod error;
 pub mod keyring;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
-pub mod template;
 pub mod unseal;
 
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
-use gitseal_api::SealedSecret;
-use k8s_openapi::api::core::v1::Secret;
-use kube::core::PartialObjectMeta;
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
-use kube::{Api, Resource};
 use tokio::sync::watch;
 
 pub use config::Config;
 pub use context::Context;
-
-/// Errors of the controller.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A Kubernetes API call failed (transient: retried).
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-    /// The SealedSecret cannot be unsealed (the message names items, never values).
-    #[error("{0}")]
-    Unseal(String),
-    /// The Secret exists and belongs to someone else.
-    #[error("Resource \"{0}\" already exists and is not managed by SealedSecret")]
-    Unmanaged(String),
-    /// The Secret is immutable and would have to change.
-    #[error("{0}")]
-    Immutable(String),
-    /// A sealing key could not be made or read.
-    #[error("sealing key: {0}")]
-    Key(#[from] gitseal_crypto::KeyError),
-    /// A flag has an invalid value.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// Anything else (I/O on the listeners, a crashed task).
-    #[error("{0}")]
-    Internal(String),
-}
+pub use error::Error;
 
 /// A running controller.
 pub struct Running {
@@ -115,23 +82,23 @@ pub async fn start(
     identity: String,
 ) -> Result<Running, Error> {
     let namespace = config.controller_namespace();
-    keyring::parse_cutoff(&config.key_cutoff_time)?;
-    if !config
+    let keys = &config.keys;
+    if !keys
         .key_prefix
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        || config.key_prefix.len() > 245
+        || keys.key_prefix.len() > 245
     {
         return Err(Error::Config(format!(
             "--key-prefix {:?} must match [a-z0-9-]* and be at most 245 characters",
-            config.key_prefix
+            keys.key_prefix
         )));
     }
-    let order = match config.key_order_priority.as_str() {
-        "SecretCreationTimestamp" => keyring::KeyOrder::SecretCreationTimestamp,
-        _ => keyring::KeyOrder::CertNotBefore,
-    };
-    let keyring = Arc::new(keyring::Keyring::new(&namespace, &config.key_prefix, order));
+    let keyring = Arc::new(keyring::Keyring::new(
+        &namespace,
+        &keys.key_prefix,
+        keys.key_order_priority,
+    ));
     keyring.load(&client).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let ctx = Arc::new(Context::new(
@@ -149,8 +116,8 @@ pub async fn start(
             .await
             .map_err(|e| Error::Internal(format!("cannot listen on {addr}: {e}")))
     };
-    let api_listener = bind(config.listen_addr).await?;
-    let metrics_listener = bind(config.listen_metrics_addr).await?;
+    let api_listener = bind(config.http.listen_addr).await?;
+    let metrics_listener = bind(config.http.listen_metrics_addr).await?;
     let api_addr = api_listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -164,21 +131,21 @@ pub async fn start(
         tasks.push(tokio::spawn(server::serve(
             listener,
             router,
-            config.http_limits.clone(),
+            config.http.http_limits.clone(),
             shutdown_rx.clone(),
         )));
     }
     tracing::info!(%api_addr, %metrics_addr, "HTTP API and metrics listening");
 
     let watch_keys = tokio::spawn(keyring.clone().watch(client.clone()));
-    let (leading_tx, leading) = watch::channel(!config.leader_elect);
-    if config.leader_elect {
+    let (leading_tx, leading) = watch::channel(!config.leader.leader_elect);
+    if config.leader.leader_elect {
         tasks.push(tokio::spawn(leader::campaign(
             client.clone(),
             namespace.clone(),
-            config.leader_election_lease.clone(),
+            config.leader.leader_election_lease.clone(),
             identity,
-            config.leader_election_duration,
+            config.leader.leader_election_duration,
             leading_tx,
             shutdown_rx.clone(),
         )));
@@ -219,15 +186,18 @@ async fn lead(
         // Owned by JoinSets, the duties end with this task even when it is aborted.
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut renew = tokio::task::JoinSet::new();
-        let (keyring, client, config) =
-            (ctx.keyring.clone(), ctx.client.clone(), ctx.config.clone());
+        let (keyring, client, config) = (
+            ctx.keyring.clone(),
+            ctx.client.clone(),
+            ctx.config.keys.clone(),
+        );
         renew.spawn(async move {
             if let Err(e) = keyring::renew(keyring, client, config).await {
                 tracing::error!("key renewal stopped: {e}");
             }
         });
         let mut controllers = tokio::task::JoinSet::new();
-        controllers.spawn(run_controllers(ctx.clone(), stop_rx));
+        controllers.spawn(reconcile::run(ctx.clone(), stop_rx));
         tokio::select! {
             _ = leading.wait_for(|l| !*l) => tracing::info!("not leading: reconcilers stop"),
             _ = shutdown.wait_for(|s| *s) => {}
@@ -239,103 +209,4 @@ async fn lead(
             return;
         }
     }
-}
-
-/// The namespaces to watch: `None` for all.
-fn namespaces(ctx: &Context) -> Option<Vec<String>> {
-    let additional = ctx.config.additional_namespaces();
-    if ctx.config.all_namespaces && additional.is_empty() {
-        return None;
-    }
-    let mut list = vec![ctx.config.controller_namespace()];
-    for namespace in additional {
-        if !list.contains(&namespace) {
-            list.push(namespace);
-        }
-    }
-    Some(list)
-}
-
-async fn run_controllers(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
-    // Reconcile only after the keys are there (the leader just made one if there was none).
-    let mut keys = ctx.keyring.subscribe();
-    let _ = keys
-        .wait_for(|_| ctx.keyring.snapshot().latest().is_some())
-        .await;
-    let runs = match namespaces(&ctx) {
-        None => vec![run_controller(ctx.clone(), None, stop.clone())],
-        Some(list) => list
-            .into_iter()
-            .map(|ns| run_controller(ctx.clone(), Some(ns), stop.clone()))
-            .collect(),
-    };
-    futures::future::join_all(runs).await;
-}
-
-async fn run_controller(
-    ctx: Arc<Context>,
-    namespace: Option<String>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let client = ctx.client.clone();
-    // Metadata only: SealedSecrets are read whole when reconciled, Secrets never enter the
-    // cache. Memory stays small however many and however large the objects are.
-    let (sealed, secrets): (
-        Api<PartialObjectMeta<SealedSecret>>,
-        Api<PartialObjectMeta<Secret>>,
-    ) = match &namespace {
-        None => (Api::all(client.clone()), Api::all(client)),
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client, ns),
-        ),
-    };
-    let mut config = watcher::Config::default();
-    if !ctx.config.label_selector.is_empty() {
-        config = config.labels(&ctx.config.label_selector);
-    }
-    let (reader, writer) = reflector::store();
-    let metrics = ctx.metrics.clone();
-    let trigger = watcher(sealed, config.clone())
-        .default_backoff()
-        .modify(|ss: &mut PartialObjectMeta<SealedSecret>| ss.meta_mut().managed_fields = None)
-        .inspect_ok(move |event| {
-            // A deleted SealedSecret takes its condition_info series with it, as upstream.
-            if let watcher::Event::Delete(ss) = event {
-                metrics.forget_condition(ss);
-            }
-        })
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_annotations, Default::default());
-    let workers = match ctx.config.workers {
-        0 => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()) as u16,
-        n => n,
-    };
-    let mut controller = Controller::for_stream(trigger, reader)
-        .with_config(kube::runtime::controller::Config::default().concurrency(workers));
-    if !ctx.config.skip_recreate {
-        let owned = watcher(secrets, config).default_backoff().touched_objects();
-        controller = controller.owns_stream(owned);
-    }
-    tracing::info!(
-        namespace = namespace.as_deref().unwrap_or("*"),
-        "SealedSecret reconciler started"
-    );
-    controller
-        .graceful_shutdown_on(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|_| std::future::ready(()))
-        .await;
-}
-
-/// Reconcile on spec changes (generation) and on annotation changes (they set the scope);
-/// status writes and other metadata changes are ignored, as upstream.
-fn spec_or_annotations(ss: &PartialObjectMeta<SealedSecret>) -> Option<u64> {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    ss.meta().generation.hash(&mut hasher);
-    ss.meta().annotations.hash(&mut hasher);
-    Some(hasher.finish())
 }

@@ -44,20 +44,20 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let level = match config.log_level.to_ascii_uppercase().as_str() {
+    let level = match config.log.log_level.to_ascii_uppercase().as_str() {
         "DEBUG" => "debug".to_owned(),
         "INFO" => "info".to_owned(),
         "WARN" | "WARNING" => "warn".to_owned(),
         "ERROR" => "error".to_owned(),
-        _ => config.log_level.clone(),
+        _ => config.log.log_level.clone(),
     };
     let filter = EnvFilter::try_new(&level)
-        .with_context(|| format!("invalid --log-level {:?}", config.log_level))?;
+        .with_context(|| format!("invalid --log-level {:?}", config.log.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);
     let stderr = std::io::stderr.with_max_level(tracing::Level::WARN);
-    match (config.log_format.as_str(), config.log_info_stdout) {
+    match (config.log.log_format.as_str(), config.log.log_info_stdout) {
         ("json", true) => builder
             .json()
             .with_writer(stderr.or_else(std::io::stdout))

@@ -26,7 +26,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::context::Context;
 use crate::metrics::{HttpLabels, HttpPathLabels, Metrics};
-use crate::unseal::label_of;
 
 /// How long a client has to send a request's headers: 10 s. The clock also runs while a
 /// kept-alive connection waits for its next request, so this is the idle timeout too.
@@ -183,8 +182,8 @@ pub struct Api {
 /// The router of the API port.
 pub fn api_router(ctx: Arc<Context>) -> Router {
     let limiter = Arc::new(RateLimiter::new(
-        ctx.config.rate_limit,
-        ctx.config.rate_limit_burst,
+        ctx.config.http.rate_limit,
+        ctx.config.http.rate_limit_burst,
     ));
     let metrics = ctx.metrics.clone();
     Router::new()
@@ -232,7 +231,8 @@ async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next
     // Only the API's own paths: arbitrary paths would make unbounded label sets.
     if matches!(path.as_str(), "/v1/cert.pem" | "/v1/verify" | "/v1/rotate") {
         metrics
-            .http_requests
+            .http
+            .requests
             .get_or_create(&HttpLabels {
                 path: path.clone(),
                 code: response.status().as_u16().to_string(),
@@ -240,7 +240,8 @@ async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next
             })
             .inc();
         metrics
-            .http_duration
+            .http
+            .duration
             .get_or_create(&HttpPathLabels { path, method })
             .observe(started.elapsed().as_secs_f64());
     }
@@ -362,10 +363,10 @@ async fn rotate(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Resp
         Ok(u) => u,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
-    let label = label_of(&ss);
+    let label = ss.label();
     let public = latest.private.public_key();
     let mut encrypted = std::collections::BTreeMap::new();
-    for (item, value) in &unsealed.data {
+    for (item, value) in &unsealed.opened.data {
         match seal(&public, &label, value) {
             Ok(sealed) => {
                 encrypted.insert(item.clone(), sealed);

@@ -113,7 +113,7 @@ async fn idle_and_slow_connections_time_out_and_the_server_answers_again() {
     const LIMIT: usize = 16;
     let cluster = Cluster::start().await;
     let controller = controller_with_config(cluster.client.clone(), "replica-1", &[], |c| {
-        c.http_limits = HttpLimits {
+        c.http.http_limits = HttpLimits {
             header_read_timeout: HEADERS,
             request_timeout: HEADERS,
             max_connections: LIMIT,

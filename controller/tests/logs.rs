@@ -16,8 +16,11 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_hold_no_secret_values() {
     let cluster = Cluster::start().await;
-    let dir = std::env::temp_dir().join(format!("gitseal-logs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("gitseal-logs-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let kubeconfig = dir.join("kubeconfig");
     cluster.server.write_kubeconfig(&kubeconfig).unwrap();
     let port = {
@@ -125,7 +128,6 @@ async fn debug_logs_hold_no_secret_values() {
             "base64 of {plaintext} leaked into the log"
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The controller binary, its output read on two threads while it runs (a full pipe would

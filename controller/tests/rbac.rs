@@ -10,7 +10,6 @@ use gitseal_crypto::sealed::Scope;
 use gitseal_testkit::Rule;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
 /// The controller's rules from the chart rendered with `values` (rules with
@@ -77,11 +76,7 @@ fn render_chart(helm: &std::path::Path, values: &[&str]) -> (Vec<Rule>, Vec<Stri
 /// A client for the test API server limited to `rules`; checks that it really is.
 async fn restricted_client(cluster: &Cluster, rules: Vec<Rule>) -> kube::Client {
     let token = cluster.server.add_token(rules);
-    let kubeconfig = Kubeconfig::from_yaml(&cluster.server.kubeconfig_with_token(&token)).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let restricted = kube::Client::try_from(config).unwrap();
+    let restricted = cluster.server.client_with_token(&token).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(restricted.clone(), NS);
     assert!(configmaps.list(&ListParams::default()).await.is_err());
     restricted

@@ -160,6 +160,18 @@ async fn wrong_scope_is_reported_on_the_object() {
     );
     cluster.create(wide).await;
     secret_with(&cluster, "wide", "k", "ns-wide").await;
+
+    // The failures counted against "api" are forgotten once it is deleted.
+    assert!(!controller.context.retries.is_empty());
+    cluster
+        .sealed_secrets()
+        .delete("api", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait_for("the failure count of a deleted object to go", || async {
+        controller.context.retries.is_empty().then_some(())
+    })
+    .await;
     controller.stop().await;
 }
 
@@ -230,12 +242,21 @@ async fn skip_set_owner_references_keeps_the_secret() {
     let secret = secret_with(&cluster, "kept", "k", "v").await;
     assert!(secret.owner_references().is_empty());
     synced(&cluster, "kept", "True").await;
+    let series = "condition_info{namespace=\"prod\",name=\"kept\"";
+    assert!(metrics(&controller).await.contains(series));
     cluster
         .sealed_secrets()
         .delete("kept", &DeleteParams::default())
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Wait until the controller has seen the deletion: its watch drops the SealedSecret's
+    // condition_info series when the Delete event arrives. Only then is "the Secret
+    // stays" a statement about the controller, not about how fast it is.
+    common::wait_for("the controller to see the deletion", || async {
+        let text = metrics(&controller).await;
+        (!text.contains(series)).then_some(())
+    })
+    .await;
     assert!(cluster.secrets(NS).get_opt("kept").await.unwrap().is_some());
     controller.stop().await;
 }
@@ -492,6 +513,7 @@ async fn http_api_speaks_upstreams_protocol() {
     let rotated_ss: SealedSecret = serde_json::from_value(rotated_ss).unwrap();
     let opened = gitseal_controller::unseal::unseal(&rotated_ss, &keys, None, true).unwrap();
     let values: BTreeMap<_, _> = opened
+        .opened
         .data
         .iter()
         .map(|(k, v)| (k.clone(), v.to_vec()))

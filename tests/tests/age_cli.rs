@@ -11,8 +11,11 @@ fn age_cli_and_gitseal_read_each_others_wrapped_keys() {
     let Some(age_bin) = tool("age", "GITSEAL_AGE") else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("gitseal-age-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("gitseal-age-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let identities = AgeIdentities::generate();
     let identity_file = dir.join("keys.txt");
     std::fs::write(&identity_file, identities.to_text().as_bytes()).unwrap();
@@ -39,5 +42,4 @@ fn age_cli_and_gitseal_read_each_others_wrapped_keys() {
         let unwrapped = age::unwrap(std::str::from_utf8(&armored).unwrap(), &identities).unwrap();
         assert_eq!(unwrapped.expose(), key);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

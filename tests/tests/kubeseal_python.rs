@@ -23,8 +23,11 @@ fn python_implementations_and_gitseal_unseal_each_others_values() {
     ) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("gitseal-kubeseal-py-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("gitseal-kubeseal-py-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let key = PrivateKey::generate(2048).unwrap();
     let key_file = dir.join("key.pem");
     std::fs::write(&key_file, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
@@ -73,7 +76,6 @@ fn python_implementations_and_gitseal_unseal_each_others_values() {
             }
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn pem_public(spki: &[u8]) -> String {

@@ -1,15 +1,18 @@
 //! Master keys: loading age identities from where sops looks for them, wrapping a new
 //! data key for a file's key groups (Shamir shares with several groups), and recovering
-//! it from them.
+//! it from them — through the key services of `gitseal_backends::key` and the pure steps
+//! of `gitseal_crypto::sops::file`, with sops' exit codes.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use gitseal_backends::kms::KmsKey;
-use gitseal_crypto::keys::age::{self as agekeys, AgeIdentities};
+use gitseal_backends::key::{AgeService, KeyService, KeyServices};
+use gitseal_backends::kms::{KmsKey, KmsService};
+use gitseal_crypto::DataKey;
+use gitseal_crypto::keys::age::AgeIdentities;
 use gitseal_crypto::limits;
+use gitseal_crypto::sops::file::{self, RecoverError};
 use gitseal_crypto::sops::metadata::{self, AgeKey, KeyGroup, Metadata};
-use gitseal_crypto::sops::shamir;
-use gitseal_crypto::{DataKey, SecretBytes};
 
 use super::{Exit, code};
 
@@ -182,26 +185,14 @@ impl KeyPlan {
                 "config file not found, or has no creation rules, and no keys provided through command line options".into(),
             ));
         }
-        let threshold = if groups.len() > 1 {
-            if self.threshold == 0 {
-                groups.len()
-            } else {
-                self.threshold
-            }
-        } else {
-            0
-        };
-        let parts: Vec<SecretBytes> = if groups.len() == 1 {
-            vec![SecretBytes::from_slice(key.expose())]
-        } else {
-            shamir::split(key.expose(), groups.len(), threshold)
-                .map_err(|e| Exit::new(code::GENERIC, e.to_string()))?
-        };
+        let (parts, threshold) = file::split_key(key, groups.len(), self.threshold)
+            .map_err(|e| Exit::new(code::GENERIC, e.to_string()))?;
+        let age = AgeService::default();
         let mut out = Vec::new();
         for (i, (plan, part)) in groups.iter().zip(&parts).enumerate() {
             let mut group = KeyGroup::default();
             for recipient in &plan.age {
-                let enc = agekeys::wrap(part.expose(), recipient)
+                let enc = ready(age.wrap(recipient, part.expose()))
                     .map_err(|e| Exit::new(code::GENERIC, e.to_string()))?;
                 group.age.push(AgeKey {
                     recipient: recipient.clone(),
@@ -209,10 +200,9 @@ impl KeyPlan {
                 });
             }
             for kms in &plan.kms {
-                let enc =
-                    block_on(gitseal_backends::kms::encrypt(kms, part.expose()))?.map_err(|e| {
-                        Exit::new(code::GENERIC, format!("Could not generate data key: {e}"))
-                    })?;
+                let enc = block_on(kms_service().wrap(kms, part.expose()))?.map_err(|e| {
+                    Exit::new(code::GENERIC, format!("Could not generate data key: {e}"))
+                })?;
                 group.kms.push(metadata::KmsKey {
                     arn: kms.arn.clone(),
                     role: kms.role.clone(),
@@ -238,7 +228,7 @@ impl KeyPlan {
                 .iter()
                 .map(|g| GroupPlan {
                     age: g.age.iter().map(|k| k.recipient.clone()).collect(),
-                    kms: g.kms.iter().map(kms_key).collect(),
+                    kms: g.kms.iter().map(KmsKey::from).collect(),
                 })
                 .collect(),
             threshold: metadata.shamir_threshold,
@@ -246,95 +236,68 @@ impl KeyPlan {
     }
 }
 
-fn kms_key(entry: &metadata::KmsKey) -> KmsKey {
-    KmsKey {
-        arn: entry.arn.clone(),
-        role: entry.role.clone(),
-        context: entry.context.clone(),
-        profile: entry.aws_profile.clone(),
+/// The one runtime key-service calls run on (built on first use, only when a KMS key is
+/// involved).
+fn runtime() -> Result<&'static tokio::runtime::Runtime, Exit> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
     }
-}
-
-/// Runs a key-service call on a one-off runtime.
-fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, Exit> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Exit::new(code::GENERIC, format!("cannot start the I/O runtime: {e}")))?;
-    Ok(runtime.block_on(future))
+    Ok(RUNTIME.get_or_init(|| runtime))
 }
 
-/// Recovers the data key from the metadata with the loaded identities.
-pub fn data_key(metadata: &Metadata, identities: &AgeIdentities) -> Result<DataKey, Exit> {
-    let mut parts = Vec::new();
-    let mut report = Vec::new();
-    for (i, group) in metadata.key_groups.iter().enumerate() {
-        match group_part(group, identities) {
-            Ok(part) => parts.push(part),
-            Err(reason) => report.push(format!("group {}: {reason}", i + 1)),
-        }
-        if metadata.key_groups.len() == 1 && !parts.is_empty() {
-            break;
-        }
+/// The KMS key service of this process: its clients (one per region, profile and role)
+/// are built once and reused.
+fn kms_service() -> &'static KmsService {
+    static KMS: OnceLock<KmsService> = OnceLock::new();
+    KMS.get_or_init(KmsService::new)
+}
+
+/// Runs a key-service call on the runtime.
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, Exit> {
+    Ok(runtime()?.block_on(future))
+}
+
+/// The output of a future that never waits (the age service's): no runtime needed.
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => unreachable!("the age key service never waits"),
     }
-    let key = if metadata.key_groups.len() <= 1 {
-        parts.pop()
+}
+
+/// Recovers the data key from the metadata with the loaded identities (and AWS KMS).
+pub fn data_key(metadata: &Metadata, identities: AgeIdentities) -> Result<DataKey, Exit> {
+    let age = AgeService::new(identities);
+    let uses_kms = metadata.key_groups.iter().any(|g| !g.kms.is_empty());
+    let recovered = if uses_kms {
+        let services = KeyServices::new().with_age(&age).with_kms(kms_service());
+        block_on(services.recover(metadata))?
     } else {
-        let threshold = if metadata.shamir_threshold == 0 {
-            metadata.key_groups.len()
-        } else {
-            metadata.shamir_threshold
-        };
-        if parts.len() >= threshold {
-            shamir::combine(&parts).ok()
-        } else {
-            report.push(format!(
-                "recovered {} of the {threshold} key-group shares needed",
-                parts.len()
-            ));
-            None
-        }
+        // age alone never waits: no runtime to start.
+        ready(KeyServices::new().with_age(&age).recover(metadata))
     };
-    let key = key.ok_or_else(|| {
-        let default = default_key_file()
-            .map_or("~/.config/sops/age/keys.txt".into(), |p| p.display().to_string());
-        Exit::new(
-            code::NO_KEY,
-            format!(
-                "no master key could decrypt the data key:\n  {}\nhint: give the age identity with SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or {default}",
-                report.join("\n  "),
-            ),
-        )
-    })?;
-    DataKey::from_slice(key.expose()).map_err(|_| {
-        Exit::new(
+    recovered.map_err(|e| match e {
+        RecoverError::NoKey { failures } => {
+            let default = default_key_file()
+                .map_or("~/.config/sops/age/keys.txt".into(), |p| p.display().to_string());
+            Exit::new(
+                code::NO_KEY,
+                format!(
+                    "no master key could decrypt the data key:\n  {}\nhint: give the age identity with SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or {default}",
+                    failures.join("\n  "),
+                ),
+            )
+        }
+        _ => Exit::new(
             code::NO_KEY,
             "the recovered data key is not 32 bytes".into(),
-        )
+        ),
     })
-}
-
-fn group_part(group: &KeyGroup, identities: &AgeIdentities) -> Result<SecretBytes, String> {
-    let mut tried = Vec::new();
-    for key in &group.age {
-        match agekeys::unwrap(&key.enc, identities) {
-            Ok(part) => return Ok(part),
-            Err(_) => tried.push(format!("age {}: no matching identity", key.recipient)),
-        }
-    }
-    for entry in &group.kms {
-        let key = kms_key(entry);
-        match block_on(gitseal_backends::kms::decrypt(&key, &entry.enc)) {
-            Ok(Ok(part)) => return Ok(part),
-            Ok(Err(e)) => tried.push(format!("kms: {e}")),
-            Err(e) => tried.push(format!("kms {}: {e}", entry.arn)),
-        }
-    }
-    for key_type in group.other_types() {
-        tried.push(format!("{key_type}: not supported by gitseal"));
-    }
-    if tried.is_empty() {
-        return Err("no keys".into());
-    }
-    Err(tried.join("; "))
 }

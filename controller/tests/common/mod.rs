@@ -14,7 +14,6 @@ use gitseal_testkit::TestServer;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
 /// The controller's namespace in the scenarios.
@@ -31,12 +30,7 @@ pub struct Cluster {
 impl Cluster {
     pub async fn start() -> Self {
         let server = TestServer::start().await.expect("test server starts");
-        let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
+        let client = server.client().await;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         crds.create(&PostParams::default(), &sealed_secret_crd())
             .await

@@ -19,6 +19,7 @@
 //! ```
 
 mod sealed_secret;
+mod unseal;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
@@ -26,6 +27,7 @@ pub use sealed_secret::{
     SealedSecret, SealedSecretCondition, SealedSecretSpec, SealedSecretStatus, SecretTemplateSpec,
     sealed_secret_crd,
 };
+pub use unseal::{LegacyMeta, UnsealFailure, Unsealed};
 
 /// API group of SealedSecrets.
 pub const SEALED_SECRETS_GROUP: &str = "bitnami.com";

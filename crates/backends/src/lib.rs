@@ -1,9 +1,19 @@
 //! # gitseal-backends
 //!
 //! Asynchronous clients for the services outside the cluster that gitseal talks to:
-//! key services that wrap SOPS data keys (AWS KMS) and, later, the secret providers that
-//! ExternalSecrets read from (HashiCorp Vault KV, AWS Secrets Manager). Each backend sits
-//! behind its own Cargo feature.
+//! key services that wrap SOPS data keys (age identities, AWS KMS) and, later, the secret
+//! providers that ExternalSecrets read from (HashiCorp Vault KV, AWS Secrets Manager).
+//! Each network backend sits behind its own Cargo feature.
+//!
+//! | you want to…                                          | use                              |
+//! |-------------------------------------------------------|----------------------------------|
+//! | recover a SOPS file's data key                        | [`key::KeyServices::recover`], then `gitseal_crypto::sops::file::open` |
+//! | wrap a new data key for an age recipient              | [`key::AgeService`] ([`key::KeyService::wrap`]) |
+//! | wrap or unwrap with AWS KMS (one client per region, profile, role) | `kms::KmsService` (feature `aws-kms`) |
+//!
+//! Errors are [`key::KeyServiceError`]: `NotFound`, `AccessDenied`, `Unavailable` or
+//! `Invalid`, with a stable [`kind`](key::KeyServiceError::kind).
 
+pub mod key;
 #[cfg(feature = "aws-kms")]
 pub mod kms;

@@ -10,20 +10,11 @@ use futures::{StreamExt, TryStreamExt};
 use gitseal_testkit::TestServer;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, PostParams, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 const SECRETS: usize = 10_000;
 const CONFIGMAPS: usize = 90_000;
 const WATCHES: usize = 50;
-
-async fn client(server: &TestServer) -> kube::Client {
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
 
 async fn populate(client: &kube::Client) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -79,7 +70,7 @@ fn scale(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (server, client) = runtime.block_on(async {
         let server = TestServer::start().await.unwrap();
-        let client = client(&server).await;
+        let client = server.client().await;
         populate(&client).await;
         (server, client)
     });

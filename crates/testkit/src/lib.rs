@@ -19,6 +19,7 @@
 mod error;
 mod fields;
 mod patch;
+mod protobuf;
 mod registry;
 mod selector;
 mod server;
@@ -156,6 +157,25 @@ impl TestServer {
     /// A kubeconfig with the full-access token.
     pub fn kubeconfig(&self) -> String {
         self.kubeconfig_with_token(&self.token)
+    }
+
+    /// A kube-rs client of this server using `token` (feature `kube`).
+    #[cfg(feature = "kube")]
+    pub async fn client_with_token(&self, token: &str) -> kube::Client {
+        use kube::config::{KubeConfigOptions, Kubeconfig};
+        let kubeconfig =
+            Kubeconfig::from_yaml(&self.kubeconfig_with_token(token)).expect("kubeconfig parses");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig loads");
+        kube::Client::try_from(config).expect("client builds")
+    }
+
+    /// A kube-rs client of this server with full access (feature `kube`).
+    #[cfg(feature = "kube")]
+    pub async fn client(&self) -> kube::Client {
+        self.client_with_token(&self.token).await
     }
 
     /// Writes [`TestServer::kubeconfig`] to `path` (mode 0600).

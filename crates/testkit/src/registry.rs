@@ -99,6 +99,34 @@ impl ResourceType {
     }
 }
 
+/// The group of TokenReview, served by the server itself rather than by the store.
+pub const AUTHENTICATION: &str = "authentication.k8s.io";
+
+/// The `/apis/authentication.k8s.io/v1` entries.
+fn authentication_resources() -> Vec<Value> {
+    vec![json!({
+        "name": "tokenreviews",
+        "singularName": "tokenreview",
+        "namespaced": false,
+        "kind": "TokenReview",
+        "verbs": ["create"],
+        "storageVersionHash": "",
+    })]
+}
+
+/// The `serviceaccounts/token` subresource (TokenRequest) in `/api/v1`.
+fn token_request_resource() -> Value {
+    json!({
+        "name": "serviceaccounts/token",
+        "singularName": "",
+        "namespaced": true,
+        "group": AUTHENTICATION,
+        "version": "v1",
+        "kind": "TokenRequest",
+        "verbs": ["create"],
+    })
+}
+
 /// The set of served types.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -129,6 +157,28 @@ impl Default for Registry {
                 ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true)
                     .short(&["ev"]),
                 ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
+                ResourceType::builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+                ResourceType::builtin(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "RoleBinding",
+                    "rolebindings",
+                    true,
+                ),
+                ResourceType::builtin(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "ClusterRole",
+                    "clusterroles",
+                    false,
+                ),
+                ResourceType::builtin(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "ClusterRoleBinding",
+                    "clusterrolebindings",
+                    false,
+                ),
                 crd,
             ],
         }
@@ -157,6 +207,9 @@ impl Registry {
 
     /// The served versions of `group`, in registration order.
     fn versions(&self, group: &str) -> Vec<String> {
+        if group == AUTHENTICATION {
+            return vec!["v1".into()];
+        }
         let mut versions: Vec<String> = Vec::new();
         for t in self.types.iter().filter(|t| t.group == group) {
             if !versions.contains(&t.version) {
@@ -179,6 +232,7 @@ impl Registry {
                 names.push(&t.group);
             }
         }
+        names.push(AUTHENTICATION);
         let groups: Vec<Value> = names.iter().map(|g| self.group(g)).collect();
         json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
     }
@@ -201,17 +255,22 @@ impl Registry {
 
     /// Whether `group` has any served version.
     pub fn has_group(&self, group: &str) -> bool {
-        self.types.iter().any(|t| t.group == group)
+        group == AUTHENTICATION || self.types.iter().any(|t| t.group == group)
     }
 
     /// `GET /api/v1` or `GET /apis/<group>/<version>`, or `None` if not served.
     pub fn resources(&self, group: &str, version: &str) -> Option<Value> {
-        let list: Vec<Value> = self
+        let mut list: Vec<Value> = self
             .types
             .iter()
             .filter(|t| t.group == group && t.version == version)
             .flat_map(ResourceType::discovery)
             .collect();
+        match (group, version) {
+            ("", "v1") => list.push(token_request_resource()),
+            (AUTHENTICATION, "v1") => list = authentication_resources(),
+            _ => {}
+        }
         if list.is_empty() {
             return None;
         }
@@ -237,15 +296,7 @@ impl Registry {
         let plural = text(names, "plural").ok_or("spec.names.plural: Required value")?;
         let kind = text(names, "kind").ok_or("spec.names.kind: Required value")?;
         let singular = text(names, "singular").unwrap_or_else(|| kind.to_lowercase());
-        let short_names: Vec<String> = names
-            .get("shortNames")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let short_names: Vec<String> = crate::store::strings_at(names, "/shortNames");
         let namespaced = match text(spec, "scope").as_deref() {
             Some("Namespaced") => true,
             Some("Cluster") => false,
@@ -300,7 +351,40 @@ impl Registry {
                 json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={rv:016X}")}),
             );
         }
+        paths.insert(
+            format!("apis/{AUTHENTICATION}/v1"),
+            json!({"serverRelativeURL": format!("/openapi/v3/apis/{AUTHENTICATION}/v1?hash={rv:016X}")}),
+        );
         json!({"paths": paths})
+    }
+
+    /// The OpenAPI document of `authentication.k8s.io/v1`: TokenReview.
+    fn authentication_openapi() -> Value {
+        let gvk = json!({"group": AUTHENTICATION, "version": "v1", "kind": "TokenReview"});
+        let operation = json!({
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": [
+                {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            ],
+            "responses": {"201": {"description": "Created"}},
+        });
+        json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.33.0"},
+            // kubectl looks for `fieldValidation` on a PATCH operation of the kind to leave
+            // validation to the server (else it wants OpenAPI v2); TokenReview has no PATCH
+            // upstream, but kubectl reads only this document.
+            "paths": {format!("/apis/{AUTHENTICATION}/v1/tokenreviews"): {"post": operation, "patch": operation}},
+            "components": {"schemas": {
+                "io.k8s.api.authentication.v1.TokenReview": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "x-kubernetes-group-version-kind": [gvk],
+                },
+            }},
+        })
     }
 
     /// `GET /openapi/v3/<api|apis/group>/<version>`: the operations of the group-version,
@@ -308,6 +392,9 @@ impl Registry {
     /// (the `fieldValidation` parameter of each PATCH operation), plus the schemas of
     /// custom resources.
     pub fn openapi_document(&self, group: &str, version: &str) -> Option<Value> {
+        if (group, version) == (AUTHENTICATION, "v1") {
+            return Some(Self::authentication_openapi());
+        }
         let types: Vec<&ResourceType> = self
             .types
             .iter()

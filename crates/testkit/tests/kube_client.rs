@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{client, client_with_token, widget_crd};
+use common::widget_crd;
 use gitseal_testkit::{Rule, TestServer};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -35,7 +35,7 @@ fn status_code(error: kube::Error) -> u16 {
 #[tokio::test]
 async fn create_get_update_and_the_metadata_the_server_sets() {
     let server = TestServer::start().await.unwrap();
-    let secrets: Api<Secret> = Api::namespaced(client(&server).await, "default");
+    let secrets: Api<Secret> = Api::namespaced(server.client().await, "default");
     let created = secrets
         .create(
             &PostParams::default(),
@@ -124,7 +124,7 @@ async fn create_get_update_and_the_metadata_the_server_sets() {
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
 
     // Objects in a namespace that does not exist are refused.
-    let elsewhere: Api<Secret> = Api::namespaced(client(&server).await, "nope");
+    let elsewhere: Api<Secret> = Api::namespaced(server.client().await, "nope");
     assert_eq!(
         status_code(
             elsewhere
@@ -149,7 +149,7 @@ async fn create_get_update_and_the_metadata_the_server_sets() {
 #[tokio::test]
 async fn immutable_secrets_refuse_data_changes() {
     let server = TestServer::start().await.unwrap();
-    let secrets: Api<Secret> = Api::namespaced(client(&server).await, "default");
+    let secrets: Api<Secret> = Api::namespaced(server.client().await, "default");
     let mut s = secret("frozen", &[("k", "v")]);
     s.immutable = Some(true);
     secrets.create(&PostParams::default(), &s).await.unwrap();
@@ -182,7 +182,7 @@ async fn immutable_secrets_refuse_data_changes() {
 #[tokio::test]
 async fn list_with_selectors_and_paging() {
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .create(
@@ -273,7 +273,7 @@ async fn list_with_selectors_and_paging() {
 #[tokio::test]
 async fn merge_json_and_strategic_patches() {
     let server = TestServer::start().await.unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await, "default");
+    let cms: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}}))
             .unwrap();
@@ -332,7 +332,7 @@ async fn merge_json_and_strategic_patches() {
 #[tokio::test]
 async fn server_side_apply_tracks_owners_and_conflicts() {
     let server = TestServer::start().await.unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await, "default");
+    let cms: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
     let alice = PatchParams::apply("alice");
     let applied = cms
         .patch("shared", &alice, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"a": "1", "b": "2"}})))
@@ -396,7 +396,7 @@ async fn server_side_apply_tracks_owners_and_conflicts() {
 #[tokio::test]
 async fn finalizers_and_garbage_collection() {
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
 
@@ -539,7 +539,7 @@ async fn finalizers_and_garbage_collection() {
 #[tokio::test]
 async fn custom_resources_with_status_generation_and_validation() {
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds
         .create(
@@ -657,13 +657,12 @@ async fn rbac_lite_tokens() {
     let reader = server.add_token(vec![
         Rule::new("", &["secrets"], &["get", "list"]).in_namespaces(&["default"]),
     ]);
-    let admin: Api<Secret> = Api::namespaced(client(&server).await, "default");
+    let admin: Api<Secret> = Api::namespaced(server.client().await, "default");
     admin
         .create(&PostParams::default(), &secret("s", &[]))
         .await
         .unwrap();
-    let limited: Api<Secret> =
-        Api::namespaced(client_with_token(&server, &reader).await, "default");
+    let limited: Api<Secret> = Api::namespaced(server.client_with_token(&reader).await, "default");
     limited.get("s").await.unwrap();
     limited.list(&ListParams::default()).await.unwrap();
     match limited
@@ -684,20 +683,20 @@ async fn rbac_lite_tokens() {
         other => panic!("{other:?}"),
     }
     let other_ns: Api<Secret> =
-        Api::namespaced(client_with_token(&server, &reader).await, "kube-system");
+        Api::namespaced(server.client_with_token(&reader).await, "kube-system");
     assert_eq!(
         status_code(other_ns.list(&ListParams::default()).await.unwrap_err()),
         403
     );
     let stranger: Api<Secret> =
-        Api::namespaced(client_with_token(&server, "wrong-token").await, "default");
+        Api::namespaced(server.client_with_token("wrong-token").await, "default");
     assert_eq!(status_code(stranger.get("s").await.unwrap_err()), 401);
 }
 
 #[tokio::test]
 async fn injected_faults_and_latency() {
     let server = TestServer::start().await.unwrap();
-    let secrets: Api<Secret> = Api::namespaced(client(&server).await, "default");
+    let secrets: Api<Secret> = Api::namespaced(server.client().await, "default");
     server.fail_next(2, 500, Some("list"), Some("secrets"));
     assert_eq!(
         status_code(secrets.list(&ListParams::default()).await.unwrap_err()),
@@ -740,7 +739,7 @@ async fn other_built_in_kinds_dry_run_and_deletecollection() {
     use k8s_openapi::api::core::v1::{Service, ServiceAccount};
     use k8s_openapi::api::events::v1::Event;
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
 
     // Leases, as leader election uses them: create, then a conditional update.
     let leases: Api<Lease> = Api::namespaced(client.clone(), "default");

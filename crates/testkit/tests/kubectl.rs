@@ -1,6 +1,7 @@
 //! Conformance through the real `kubectl` against the `kube-test-server` binary:
 //! `create`, `get` (table and `-o yaml`), `apply --server-side`, `get -w`, `delete`,
-//! custom resources, and a clean stop on SIGTERM.
+//! custom resources, a clean stop on SIGTERM, and the imperative commands (`create namespace`,
+//! `create secret generic`, … which send protobuf; `label`, `annotate`; `create token`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -76,11 +77,13 @@ fn kubectl() -> Option<PathBuf> {
     gitseal_tests::tool("kubectl", "GITSEAL_KUBECTL")
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gitseal-testkit-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory, removed when the returned value is dropped (keep it alive
+/// while a [`Server`] uses it).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("gitseal-testkit-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 const SECRET: &str = "apiVersion: v1
@@ -97,8 +100,9 @@ fn kubectl_create_get_apply_watch_delete() {
     if kubectl().is_none() {
         return;
     }
-    let dir = temp_dir("kubectl");
-    let server = Server::start(&dir);
+    let tmp = temp_dir("kubectl");
+    let dir = tmp.path();
+    let server = Server::start(dir);
     let file = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -262,8 +266,9 @@ spec:
 
 #[test]
 fn sigterm_stops_the_server_and_removes_its_kubeconfig() {
-    let dir = temp_dir("sigterm");
-    let mut server = Server::start(&dir);
+    let tmp = temp_dir("sigterm");
+    let dir = tmp.path();
+    let mut server = Server::start(dir);
     assert!(server.kubeconfig.exists());
     let pid = server.child.id().to_string();
     assert!(
@@ -292,4 +297,162 @@ fn sigterm_stops_the_server_and_removes_its_kubeconfig() {
         .stdout
         .take()
         .map(|mut s| s.read_to_string(&mut rest));
+}
+
+/// Parses `kubectl … -o json` output.
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn kubectl_imperative_commands_send_protobuf() {
+    if kubectl().is_none() {
+        return;
+    }
+    let tmp = temp_dir("kubectl-imperative");
+    let dir = tmp.path();
+    let server = Server::start(dir);
+    // These commands send protobuf bodies.
+    assert_eq!(
+        server.ok(&["create", "namespace", "team"]).trim(),
+        "namespace/team created"
+    );
+    assert_eq!(
+        server
+            .ok(&[
+                "create",
+                "secret",
+                "generic",
+                "db",
+                "-n",
+                "team",
+                "--from-literal=password=hunter2",
+                "--from-literal=user=app",
+            ])
+            .trim(),
+        "secret/db created"
+    );
+    server.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team",
+        "--from-literal=mode=safe",
+    ]);
+    server.ok(&["create", "serviceaccount", "robot", "-n", "team"]);
+    server.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "-n",
+        "team",
+        "--tcp=80:8080",
+    ]);
+    server.ok(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "team",
+        "--verb=get,list",
+        "--resource=secrets",
+    ]);
+    server.ok(&[
+        "create",
+        "rolebinding",
+        "reader",
+        "-n",
+        "team",
+        "--role=reader",
+        "--serviceaccount=team:robot",
+    ]);
+    server.ok(&[
+        "create",
+        "clusterrole",
+        "delegator",
+        "--verb=create",
+        "--resource=tokenreviews.authentication.k8s.io",
+    ]);
+    server.ok(&[
+        "create",
+        "clusterrolebinding",
+        "delegator",
+        "--clusterrole=delegator",
+        "--serviceaccount=team:robot",
+    ]);
+    // label and annotate send merge / strategic merge patches.
+    assert_eq!(
+        server
+            .ok(&["label", "secret", "db", "-n", "team", "tier=backend"])
+            .trim(),
+        "secret/db labeled"
+    );
+    server.ok(&[
+        "annotate",
+        "configmap",
+        "settings",
+        "-n",
+        "team",
+        "owner=ops",
+    ]);
+
+    let ns = json_of(&server.ok(&["get", "namespace", "team", "-o", "json"]));
+    assert_eq!(ns["status"]["phase"], "Active");
+    let secret = json_of(&server.ok(&["get", "secret", "db", "-n", "team", "-o", "json"]));
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+    assert_eq!(secret["data"]["user"], "YXBw");
+    assert_eq!(secret["metadata"]["labels"]["tier"], "backend");
+    assert!(
+        secret["metadata"].get("generateName").is_none(),
+        "empty protobuf strings are unset: {secret}"
+    );
+    let cm = json_of(&server.ok(&["get", "cm", "settings", "-n", "team", "-o", "json"]));
+    assert_eq!(cm["data"]["mode"], "safe");
+    assert_eq!(cm["metadata"]["annotations"]["owner"], "ops");
+    let svc = json_of(&server.ok(&["get", "svc", "web", "-n", "team", "-o", "json"]));
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    let binding =
+        json_of(&server.ok(&["get", "rolebinding", "reader", "-n", "team", "-o", "json"]));
+    assert_eq!(binding["roleRef"]["name"], "reader");
+    assert_eq!(binding["subjects"][0]["name"], "robot");
+    let yaml = server.ok(&["get", "configmap", "settings", "-n", "team", "-o", "yaml"]);
+    assert!(
+        yaml.contains("mode: safe") && yaml.contains("owner: ops"),
+        "{yaml}"
+    );
+
+    // `kubectl create token` (a protobuf TokenRequest); the token works as a bearer token
+    // with the rights of the Role bound to the service account, and passes a TokenReview.
+    let token = server.ok(&["create", "token", "robot", "-n", "team", "--audience=vault"]);
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let listed = server.ok(&[
+        "--token", token, "get", "secrets", "-n", "team", "-o", "name",
+    ]);
+    assert_eq!(listed.trim(), "secret/db");
+    let (ok, _, err) = server.run(&["--token", token, "get", "configmaps", "-n", "team"]);
+    assert!(!ok && err.contains("forbidden"), "{err}");
+    let review = |token: &str, name: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: {token}\n"
+            ),
+        )
+        .unwrap();
+        json_of(&server.ok(&["create", "-f", path.to_str().unwrap(), "-o", "json"]))
+    };
+    let status = review(token, "review.yaml")["status"].clone();
+    assert_eq!(status["authenticated"], true, "{status}");
+    assert_eq!(
+        status["user"]["username"],
+        "system:serviceaccount:team:robot"
+    );
+    let status = review("made.up.token", "bogus.yaml")["status"].clone();
+    assert_eq!(status["authenticated"], false, "{status}");
 }

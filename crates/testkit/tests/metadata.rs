@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::client;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use gitseal_testkit::TestServer;
@@ -107,7 +106,7 @@ async fn next_event(stream: &mut MetaStream) -> watcher::Event<PartialObjectMeta
 #[tokio::test]
 async fn partial_object_meta_list_get_and_patch() {
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
     let owner = owned_secret(&client, "db").await;
     owned_secret(&client, "cache").await;
     let metas: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), "default");
@@ -155,7 +154,7 @@ async fn partial_object_meta_list_get_and_patch() {
 #[tokio::test]
 async fn raw_metadata_answers_carry_no_secret_data() {
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
     owned_secret(&client, "db").await;
     let list_path = "/api/v1/namespaces/default/secrets";
     let get_path = &format!("{list_path}/db");
@@ -211,7 +210,7 @@ async fn raw_metadata_answers_carry_no_secret_data() {
 #[tokio::test]
 async fn watcher_on_partial_object_meta_sees_metadata_changes() {
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
     let owner = owned_secret(&client, "before").await;
     let metas: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), "default");
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::client;
 use futures::{StreamExt, TryStreamExt};
 use gitseal_testkit::{Config, TestServer};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -43,7 +42,7 @@ async fn raw_watch_replays_from_a_resource_version_and_sends_bookmarks() {
         ..Config::default()
     };
     let server = TestServer::start_with(config).await.unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await, "default");
+    let cms: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
     let first = cms.create(&PostParams::default(), &cm("a")).await.unwrap();
     let rv = first.metadata.resource_version.clone().unwrap();
     cms.create(&PostParams::default(), &cm("b")).await.unwrap();
@@ -104,7 +103,7 @@ async fn raw_watch_replays_from_a_resource_version_and_sends_bookmarks() {
 #[tokio::test]
 async fn an_expired_resource_version_is_410_gone() {
     let server = TestServer::start().await.unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await, "default");
+    let cms: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
     let first = cms.create(&PostParams::default(), &cm("a")).await.unwrap();
     cms.create(&PostParams::default(), &cm("b")).await.unwrap();
     server.expire_resource_versions();
@@ -123,7 +122,7 @@ async fn an_expired_resource_version_is_410_gone() {
 #[tokio::test]
 async fn watcher_and_reflector_follow_changes_across_stream_failures() {
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     let secret = |name: &str| -> Secret {
         serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"k": "v"}}))
@@ -168,24 +167,28 @@ async fn watcher_and_reflector_follow_changes_across_stream_failures() {
         .unwrap();
     eventually("the deletion across a relist", || reader.state().len() == 2).await;
 
-    // Failing lists are retried with backoff.
+    task.abort();
+
+    // Failing lists are retried with backoff: a new watcher whose first two lists fail
+    // still fills its store.
     server.fail_next(2, 500, Some("list"), Some("secrets"));
-    server.close_watches();
-    secrets
-        .create(&PostParams::default(), &secret("after-failures"))
-        .await
-        .unwrap();
+    let (reader, writer) = reflector::store::<Secret>();
+    let stream = reflector(writer, watcher(secrets.clone(), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let task = tokio::spawn(stream.for_each(|_| async {}));
     eventually("convergence after failed lists", || {
-        reader.state().len() == 3
+        reader.state().len() == 2
     })
     .await;
+    assert_eq!(server.pending_faults(), 0, "both failing lists were served");
     task.abort();
 }
 
 #[tokio::test]
 async fn a_controller_reconciles_every_object_including_after_restarts_of_its_watches() {
     let server = TestServer::start().await.unwrap();
-    let client = client(&server).await;
+    let client = server.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     for i in 0..5 {
         cms.create(&PostParams::default(), &cm(&format!("pre-{i}")))
@@ -249,7 +252,7 @@ async fn a_controller_reconciles_every_object_including_after_restarts_of_its_wa
 #[tokio::test]
 async fn streaming_lists_send_initial_events_then_the_end_bookmark() {
     let server = TestServer::start().await.unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client(&server).await, "default");
+    let cms: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
     for name in ["a", "b"] {
         cms.create(&PostParams::default(), &cm(name)).await.unwrap();
     }

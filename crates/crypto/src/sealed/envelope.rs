@@ -174,10 +174,7 @@ impl Keyring {
         preferred: Option<usize>,
     ) -> Result<(SecretBytes, usize), UnsealError> {
         let blob = decode(value)?;
-        let preferred = preferred.filter(|&i| i < self.keys.len());
-        let order = preferred
-            .into_iter()
-            .chain((0..self.keys.len()).filter(|&i| Some(i) != preferred));
+        let order = super::trial_order(self.keys.len(), preferred);
         first_opening(order.map(|i| (i, &self.keys[i])), label, &blob)
     }
 }

@@ -5,7 +5,9 @@
 mod envelope;
 mod keys;
 mod scope;
+mod unseal;
 
 pub use envelope::{Keyring, decode, seal, seal_bytes, unseal, unseal_bytes_indexed};
 pub use keys::{Certificate, PrivateKey, PublicKey};
 pub use scope::{ANNOTATION_CLUSTER_WIDE, ANNOTATION_NAMESPACE_WIDE, Scope, UnknownScope};
+pub use unseal::{UnsealFailure, UnsealedItems, trial_order};

@@ -1,7 +1,9 @@
 //! The SOPS format: encrypted values, their key-path AAD, typed plaintexts, the file
 //! MAC, the document tree with its selection rules, the metadata section, Shamir key
-//! groups and the five stores (YAML, JSON, dotenv, INI, binary).
+//! groups, the five stores (YAML, JSON, dotenv, INI, binary), and whole-file opening and
+//! sealing ([`file`](mod@file)).
 
+pub mod file;
 mod mac;
 pub mod metadata;
 pub mod shamir;

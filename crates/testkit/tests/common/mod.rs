@@ -2,24 +2,6 @@
 
 #![allow(dead_code)]
 
-use gitseal_testkit::TestServer;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-
-/// A kube-rs client for `server` using `token`.
-pub async fn client_with_token(server: &TestServer, token: &str) -> kube::Client {
-    let kubeconfig =
-        Kubeconfig::from_yaml(&server.kubeconfig_with_token(token)).expect("kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig loads");
-    kube::Client::try_from(config).expect("client builds")
-}
-
-/// A kube-rs client with full access.
-pub async fn client(server: &TestServer) -> kube::Client {
-    client_with_token(server, server.token()).await
-}
-
 /// A CustomResourceDefinition for `widgets.example.com` with a status subresource and a
 /// schema that requires `spec.size` (an integer ≥ 1).
 pub fn widget_crd() -> serde_json::Value {

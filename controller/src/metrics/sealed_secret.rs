@@ -1,6 +1,7 @@
-//! Prometheus metrics: upstream's names and labels (`sealed_secrets_controller_*`, spec
-//! §3.7), so existing dashboards and alerts keep working, plus histograms and counters of
-//! gitseal's own (`gitseal_controller_*`). No metric carries a secret value.
+//! The SealedSecret reconciler's metrics: upstream's (`sealed_secrets_controller_*`) and
+//! gitseal's RSA counter and reconcile histogram (`gitseal_controller_*`).
+
+use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -12,7 +13,7 @@ use prometheus_client::registry::Registry;
 /// Labels of `unseal_errors_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
-    /// `fetch`, `unseal`, `update`, `unmanaged` or `status`.
+    /// `fetch`, `unseal`, `update`, `unmanaged` or `status` ([`crate::Error::kind`]).
     pub reason: String,
     /// Namespace of the SealedSecret.
     pub namespace: String,
@@ -31,26 +32,6 @@ pub struct ConditionLabels {
     pub ss_app_kubernetes_io_instance: String,
 }
 
-/// Labels of the HTTP request counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HttpLabels {
-    /// Request path.
-    pub path: String,
-    /// Status code.
-    pub code: String,
-    /// Method.
-    pub method: String,
-}
-
-/// Labels of the HTTP duration histogram.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HttpPathLabels {
-    /// Request path.
-    pub path: String,
-    /// Method.
-    pub method: String,
-}
-
 /// Labels of gitseal's reconcile histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -58,100 +39,68 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
-/// Every metric of the controller.
-pub struct Metrics {
-    registry: Registry,
+/// Metrics of the SealedSecret reconciler.
+#[derive(Clone)]
+pub struct SealedSecretMetrics {
     /// Every reconcile, including deletions.
     pub unseal_requests: Counter,
     /// Failed reconciles by reason and namespace.
     pub unseal_errors: Family<ErrorLabels, Counter>,
     /// −1 False, 0 Unknown, 1 True per SealedSecret.
     pub condition_info: Family<ConditionLabels, Gauge>,
-    /// HTTP API requests.
-    pub http_requests: Family<HttpLabels, Counter>,
-    /// HTTP API request durations.
-    pub http_duration: Family<HttpPathLabels, Histogram>,
     /// RSA private-key operations (one per key tried per item).
     pub rsa_operations: Counter,
     /// Reconcile durations by outcome.
     pub reconcile_duration: Family<OutcomeLabels, Histogram>,
 }
 
-fn default_buckets() -> Histogram {
-    Histogram::new([
-        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ])
-}
-
 fn fine_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
-impl Metrics {
-    /// Registers every metric.
-    pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let upstream = registry.sub_registry_with_prefix("sealed_secrets_controller");
-        let build_info = Family::<Vec<(String, String)>, Gauge>::default();
-        build_info
-            .get_or_create(&vec![("revision".into(), env!("CARGO_PKG_VERSION").into())])
-            .set(1);
-        upstream.register("build_info", "Build information", build_info);
-        let unseal_requests = Counter::default();
+impl Default for SealedSecretMetrics {
+    fn default() -> Self {
+        Self {
+            unseal_requests: Counter::default(),
+            unseal_errors: Family::default(),
+            condition_info: Family::default(),
+            rsa_operations: Counter::default(),
+            reconcile_duration: Family::new_with_constructor(fine_buckets as fn() -> _),
+        }
+    }
+}
+
+impl SealedSecretMetrics {
+    /// Registers the metrics under upstream's and gitseal's prefixes.
+    pub fn register(self, registry: &mut Registry) -> Self {
+        let upstream = registry.sub_registry_with_prefix(super::UPSTREAM_PREFIX);
         upstream.register(
             "unseal_requests",
             "Total number of sealed secret unseal requests",
-            unseal_requests.clone(),
+            self.unseal_requests.clone(),
         );
-        let unseal_errors = Family::<ErrorLabels, Counter>::default();
         upstream.register(
             "unseal_errors",
             "Total number of sealed secret unseal errors by reason",
-            unseal_errors.clone(),
+            self.unseal_errors.clone(),
         );
-        let condition_info = Family::<ConditionLabels, Gauge>::default();
         upstream.register(
             "condition_info",
             "Current SealedSecret condition status. Values are -1 (false), 0 (unknown or absent), 1 (true)",
-            condition_info.clone(),
+            self.condition_info.clone(),
         );
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        upstream.register(
-            "http_requests",
-            "Total number of HTTP requests by path, code and method",
-            http_requests.clone(),
-        );
-        let http_duration =
-            Family::<HttpPathLabels, Histogram>::new_with_constructor(default_buckets as fn() -> _);
-        upstream.register(
-            "http_request_duration_seconds",
-            "HTTP request duration by path and method",
-            http_duration.clone(),
-        );
-        let own = registry.sub_registry_with_prefix("gitseal_controller");
-        let rsa_operations = Counter::default();
+        let own = registry.sub_registry_with_prefix(super::OWN_PREFIX);
         own.register(
             "rsa_operations",
             "RSA private-key operations spent on unsealing",
-            rsa_operations.clone(),
+            self.rsa_operations.clone(),
         );
-        let reconcile_duration =
-            Family::<OutcomeLabels, Histogram>::new_with_constructor(fine_buckets as fn() -> _);
         own.register(
             "reconcile_duration_seconds",
             "SealedSecret reconcile duration by outcome",
-            reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
-        Self {
-            registry,
-            unseal_requests,
-            unseal_errors,
-            condition_info,
-            http_requests,
-            http_duration,
-            rsa_operations,
-            reconcile_duration,
-        }
+        self
     }
 
     /// Counts an error of `reason` for `namespace`.
@@ -178,22 +127,49 @@ impl Metrics {
         }
     }
 
+    /// Sets the `condition_info` series of `ss`.
+    pub fn set_condition(&self, ss: &impl kube::ResourceExt, synced: bool) {
+        self.condition_info
+            .get_or_create(&Self::condition_labels(ss))
+            .set(if synced { 1 } else { -1 });
+    }
+
     /// Drops the `condition_info` series of a deleted SealedSecret.
     pub fn forget_condition(&self, ss: &impl kube::ResourceExt) {
         self.condition_info.remove(&Self::condition_labels(ss));
     }
 
-    /// The text exposition format.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+    /// Starts timing a reconcile; the time is recorded when the measurer is dropped, under
+    /// the outcome last given to it (`error` if none was).
+    pub fn measure(&self) -> ReconcileMeasurer {
+        ReconcileMeasurer {
+            start: Instant::now(),
+            outcome: "error",
+            metric: self.reconcile_duration.clone(),
+        }
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
+/// Records a reconcile's duration when dropped (kube-rs/controller-rs's drop timer).
+pub struct ReconcileMeasurer {
+    start: Instant,
+    outcome: &'static str,
+    metric: Family<OutcomeLabels, Histogram>,
+}
+
+impl ReconcileMeasurer {
+    /// Sets the outcome the duration is recorded under.
+    pub fn outcome(&mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for ReconcileMeasurer {
+    fn drop(&mut self) {
+        self.metric
+            .get_or_create(&OutcomeLabels {
+                outcome: self.outcome.into(),
+            })
+            .observe(self.start.elapsed().as_secs_f64());
     }
 }

@@ -1,0 +1,257 @@
+//! The reconcilers: one kube [`Controller`] per enabled kind and watched namespace, all
+//! built the same way by [`controller`] and sharing [`error_policy`].
+//!
+//! - [`sealed_secret`]: SealedSecret → Secret.
+//! - [`secret`]: the one Secret writer every reconciler uses.
+//! - [`status`]: status conditions for any kind.
+//!
+//! Adding a kind: a module with its `reconcile` and a `start` function like
+//! [`sealed_secret::start`], [`Reconciled`] (and [`status::Conditioned`]) for its type, and
+//! one line in [`enabled`]. See `docs/design/002-controller-spine.md`.
+
+pub mod sealed_secret;
+pub mod secret;
+pub mod status;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::{NamespaceResourceScope, PartialObjectMeta};
+use kube::runtime::controller::Action;
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::Error;
+use crate::config::Config;
+use crate::context::Context;
+
+pub use secret::DIGEST_ANNOTATION;
+
+/// A kind the controller reconciles.
+pub trait Reconciled:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Failed attempts (other than the API server's) before the object waits for its next
+    /// change.
+    fn max_retries(config: &Config) -> u32;
+}
+
+/// Starts the reconcilers of one kind in one namespace (`None`: all) until `stop`.
+pub type Start = fn(Arc<Context>, Option<String>, watch::Receiver<bool>) -> BoxFuture<'static, ()>;
+
+/// The enabled kinds and how each starts: one line per kind.
+pub fn enabled(_config: &Config) -> Vec<(&'static str, Start)> {
+    vec![(gitseal_api::SEALED_SECRET_KIND, sealed_secret::start)]
+}
+
+/// Runs every enabled reconciler in every watched namespace until `stop`, once the
+/// sealing keys are there (the leader just made one if there was none).
+pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
+    let mut keys = ctx.keyring.subscribe();
+    let _ = keys
+        .wait_for(|_| ctx.keyring.snapshot().latest().is_some())
+        .await;
+    let mut runs = Vec::new();
+    for (_kind, start) in enabled(&ctx.config) {
+        for namespace in namespaces(&ctx.config) {
+            runs.push(start(ctx.clone(), namespace, stop.clone()));
+        }
+    }
+    futures::future::join_all(runs).await;
+}
+
+/// The namespaces to watch: `[None]` for all.
+pub fn namespaces(config: &Config) -> Vec<Option<String>> {
+    let additional = config.additional_namespaces();
+    if config.watch.all_namespaces && additional.is_empty() {
+        return vec![None];
+    }
+    let mut list = vec![config.controller_namespace()];
+    for namespace in additional {
+        if !list.contains(&namespace) {
+            list.push(namespace);
+        }
+    }
+    list.into_iter().map(Some).collect()
+}
+
+/// The controller for `K` in `namespace` (`None`: all): a metadata-only watch of `K` with
+/// `label_selector` that triggers on spec and annotation changes, and, with `own_secrets`,
+/// a metadata-only watch of Secrets that maps them back to their owner. Secret data never
+/// enters a cache; `K` is read whole when reconciled. `on_delete` runs for every deleted
+/// `K` (after its failure count is forgotten).
+pub fn controller<K: Reconciled>(
+    ctx: &Arc<Context>,
+    namespace: Option<&str>,
+    label_selector: &str,
+    own_secrets: bool,
+    on_delete: impl Fn(&PartialObjectMeta<K>) + Send + Sync + 'static,
+) -> Controller<PartialObjectMeta<K>> {
+    let client = ctx.client.clone();
+    let (objects, secrets): (Api<PartialObjectMeta<K>>, Api<PartialObjectMeta<Secret>>) =
+        match namespace {
+            None => (Api::all(client.clone()), Api::all(client)),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+        };
+    let mut config = watcher::Config::default();
+    if !label_selector.is_empty() {
+        config = config.labels(label_selector);
+    }
+    let (reader, writer) = reflector::store();
+    let deleted = ctx.clone();
+    let trigger = watcher(objects, config.clone())
+        .default_backoff()
+        .modify(|o: &mut PartialObjectMeta<K>| o.meta_mut().managed_fields = None)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(o) = event {
+                deleted.forget_retries(o);
+                on_delete(o);
+            }
+        })
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_annotations, Default::default());
+    let workers = match ctx.config.watch.workers {
+        0 => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()) as u16,
+        n => n,
+    };
+    let mut controller = Controller::for_stream(trigger, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(workers));
+    if own_secrets {
+        let owned = watcher(secrets, config).default_backoff().touched_objects();
+        controller = controller.owns_stream(owned);
+    }
+    controller
+}
+
+/// Runs `controller` with `reconcile` and the shared [`error_policy`] until `stop`.
+pub async fn drive<K, F, Fut>(
+    controller: Controller<PartialObjectMeta<K>>,
+    reconcile: F,
+    ctx: Arc<Context>,
+    mut stop: watch::Receiver<bool>,
+) where
+    K: Reconciled,
+    F: FnMut(Arc<PartialObjectMeta<K>>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    controller
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(reconcile, error_policy::<K>, ctx)
+        .for_each(|_| std::future::ready(()))
+        .await;
+}
+
+/// Reconcile on spec changes (generation) and on annotation changes (they set the scope);
+/// status writes and other metadata changes are ignored, as upstream.
+fn spec_or_annotations<K: Resource>(object: &PartialObjectMeta<K>) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    object.meta().generation.hash(&mut hasher);
+    object.meta().annotations.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// What to do after a failed reconcile of any kind (see [`retry_action`]); counts the
+/// failure against the object (kind, namespace, name).
+pub fn error_policy<K: Reconciled>(
+    object: Arc<PartialObjectMeta<K>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(
+        kind = %K::kind(&()),
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
+        "reconcile failed: {error}"
+    );
+    let attempt = ctx.count_retry(object.as_ref());
+    retry_action(error, attempt, K::max_retries(&ctx.config))
+}
+
+/// After failed attempt number `attempt`: transient API errors are retried with backoff
+/// without limit (nothing is lost); decryption and ownership failures `max_retries` times,
+/// then wait for the next change; immutable conflicts are not retried.
+pub fn retry_action(error: &Error, attempt: u32, max_retries: u32) -> Action {
+    let backoff = Duration::from_millis(5u64.saturating_mul(1 << attempt.min(17))).min(
+        Duration::from_secs(300), // upstream: 5 ms doubling to 1000 s; 5 min keeps it responsive
+    );
+    match error {
+        Error::Immutable(_) => Action::await_change(),
+        Error::Unseal(_) | Error::Unmanaged { .. } if attempt > max_retries => {
+            Action::await_change()
+        }
+        _ => Action::requeue(backoff),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn retries_back_off_and_give_up_as_upstream() {
+        let unseal = Error::Unseal("no key could decrypt secret (a)".into());
+        assert_eq!(
+            retry_action(&unseal, 1, 5),
+            Action::requeue(Duration::from_millis(10))
+        );
+        assert_eq!(
+            retry_action(&unseal, 5, 5),
+            Action::requeue(Duration::from_millis(160))
+        );
+        assert_eq!(retry_action(&unseal, 6, 5), Action::await_change());
+        let unmanaged = Error::Unmanaged {
+            secret: "db".into(),
+            by: "SealedSecret",
+        };
+        assert_eq!(retry_action(&unmanaged, 6, 5), Action::await_change());
+        // The API server's failures never give up, and the backoff is capped.
+        let api = Error::Write(kube::Error::LinesCodecMaxLineLengthExceeded);
+        assert_eq!(
+            retry_action(&api, 100, 5),
+            Action::requeue(Duration::from_secs(300))
+        );
+        assert_eq!(
+            retry_action(&Error::Immutable("x".into()), 1, 5),
+            Action::await_change()
+        );
+    }
+
+    #[test]
+    fn watched_namespaces() {
+        let parse = |flags: &[&str]| {
+            let mut args = vec!["c", "--namespace", "kube-system"];
+            args.extend_from_slice(flags);
+            namespaces(&Config::try_parse_from(args).unwrap())
+        };
+        assert_eq!(parse(&[]), vec![None]);
+        assert_eq!(
+            parse(&["--all-namespaces=false"]),
+            vec![Some("kube-system".to_owned())]
+        );
+        assert_eq!(
+            parse(&["--additional-namespaces", "a, kube-system,b"]),
+            ["kube-system", "a", "b"].map(|n| Some(n.to_owned()))
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! The one Secret writer: every reconciler hands [`apply`] the Secret it wants, and this
+//! module decides whether it may be written, writes it, and says what it did.
+//!
+//! - **Ownership** ([`Ownership`]): a Secret controlled by the reconciled object (an
+//!   ownerReference with `controller: true` and its uid), or annotated
+//!   `sealedsecrets.bitnami.com/managed: "true"`, is replaced; one annotated
+//!   `sealedsecrets.bitnami.com/patch: "true"` gets the desired data, labels and annotations
+//!   merged in; any other is refused with [`Error::Unmanaged`] and left untouched. Nothing
+//!   here ever deletes a Secret.
+//! - **Immutable** Secrets whose data would change are refused with [`Error::Immutable`].
+//! - **Digest**: the caller's digest function is applied to the final Secret and recorded
+//!   under [`DIGEST_ANNOTATION`] (see `sealed_secret`), so the next reconcile can tell that
+//!   the Secret is current without decrypting anything.
+//! - **Wiping**: Secret objects travel in [`SecretData`], which overwrites their data and
+//!   `stringData` when dropped, on every path.
+
+use std::ops::{Deref, DerefMut};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+use zeroize::Zeroize;
+
+use crate::Error;
+use gitseal_api::{ANNOTATION_MANAGED, ANNOTATION_PATCH};
+
+/// Annotation on generated Secrets: `<key id>:<hex HMAC>` (see `sealed_secret`).
+pub const DIGEST_ANNOTATION: &str = "gitseal.dev/digest";
+
+const IMMUTABLE_MESSAGE: &str = "the target Secret is immutable and its data differs from the \
+     SealedSecret; delete the Secret so that the controller can create it anew";
+
+/// A Secret whose `data` and `stringData` are overwritten when it is dropped.
+#[derive(Debug, Default, Clone)]
+pub struct SecretData(Secret);
+
+impl SecretData {
+    /// Takes `secret` into the guard.
+    pub fn new(secret: Secret) -> Self {
+        Self(secret)
+    }
+}
+
+impl From<Secret> for SecretData {
+    fn from(secret: Secret) -> Self {
+        Self(secret)
+    }
+}
+
+impl Deref for SecretData {
+    type Target = Secret;
+    fn deref(&self) -> &Secret {
+        &self.0
+    }
+}
+
+impl DerefMut for SecretData {
+    fn deref_mut(&mut self) -> &mut Secret {
+        &mut self.0
+    }
+}
+
+impl SecretData {
+    /// Overwrites `data` and `stringData` (and empties them).
+    fn wipe(&mut self) {
+        for value in self.0.data.iter_mut().flat_map(|d| d.values_mut()) {
+            value.0.zeroize();
+        }
+        for value in self.0.string_data.iter_mut().flat_map(|d| d.values_mut()) {
+            value.zeroize();
+        }
+    }
+}
+
+impl Drop for SecretData {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+/// What [`apply`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// There was no Secret; it was created.
+    Created,
+    /// The Secret differed; it was replaced.
+    Updated,
+    /// The Secret was already as desired; nothing was written.
+    Unchanged,
+}
+
+/// The object a Secret is written for.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    /// Its uid (an ownerReference with it and `controller: true` marks its Secrets).
+    pub uid: Option<&'a str>,
+    /// Its kind, for the refusal message (`SealedSecret`).
+    pub kind: &'static str,
+}
+
+/// How an existing Secret may be written, from its ownerReferences and annotations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Controlled by the object: replaced.
+    Owned,
+    /// Annotated `managed: "true"`: taken over and replaced.
+    Managed,
+    /// Annotated `patch: "true"`: the desired data, labels and annotations are merged in;
+    /// with `managed` also the ownerReferences are set.
+    Patch {
+        /// Also annotated `managed: "true"`.
+        managed: bool,
+    },
+    /// Someone else's: refused.
+    Foreign,
+}
+
+/// Whether `secret` is controlled by the object with `uid`.
+pub fn is_controlled_by(secret: &Secret, uid: Option<&str>) -> bool {
+    secret
+        .owner_references()
+        .iter()
+        .any(|r| r.controller == Some(true) && Some(r.uid.as_str()) == uid)
+}
+
+/// The [`Ownership`] of `existing` for the object with `uid`.
+pub fn ownership(existing: &Secret, uid: Option<&str>) -> Ownership {
+    let annotated = |key: &str| existing.annotations().get(key).is_some_and(|v| v == "true");
+    let (managed, patch) = (annotated(ANNOTATION_MANAGED), annotated(ANNOTATION_PATCH));
+    if patch {
+        Ownership::Patch { managed }
+    } else if is_controlled_by(existing, uid) {
+        Ownership::Owned
+    } else if managed {
+        Ownership::Managed
+    } else {
+        Ownership::Foreign
+    }
+}
+
+/// The Secret to write over `existing` under `ownership` (`None`: [`Ownership::Foreign`]).
+pub fn merged(
+    existing: &Secret,
+    mut desired: SecretData,
+    ownership: Ownership,
+) -> Option<SecretData> {
+    let mut updated = SecretData(existing.clone());
+    match ownership {
+        Ownership::Foreign => return None,
+        Ownership::Patch { managed } => {
+            let data = updated.data.get_or_insert_default();
+            for (key, value) in desired.data.take().unwrap_or_default() {
+                if let Some(mut old) = data.insert(key, value) {
+                    old.0.zeroize();
+                }
+            }
+            let labels = updated.metadata.labels.get_or_insert_default();
+            labels.extend(desired.metadata.labels.take().unwrap_or_default());
+            let annotations = updated.metadata.annotations.get_or_insert_default();
+            annotations.extend(desired.metadata.annotations.take().unwrap_or_default());
+            if managed {
+                updated.metadata.owner_references = desired.metadata.owner_references.take();
+            }
+        }
+        Ownership::Owned | Ownership::Managed => {
+            if let Some(old) = updated.data.as_mut() {
+                old.values_mut()
+                    .for_each(|v: &mut ByteString| v.0.zeroize());
+            }
+            updated.data = desired.data.take();
+            updated.metadata.annotations = desired.metadata.annotations.take();
+            updated.metadata.labels = desired.metadata.labels.take();
+            updated.metadata.owner_references = desired.metadata.owner_references.take();
+        }
+    }
+    updated.type_ = desired.type_.take();
+    Some(updated)
+}
+
+/// A digest function: the value of [`DIGEST_ANNOTATION`] for a Secret (computed with the
+/// annotation itself left out).
+pub type Digest<'a> = &'a (dyn Fn(&Secret) -> String + Sync);
+
+/// Records `digest` of `secret` under [`DIGEST_ANNOTATION`] (removes it without one).
+pub fn seal_digest(secret: &mut Secret, digest: Option<Digest<'_>>) {
+    let annotations = secret.metadata.annotations.get_or_insert_default();
+    annotations.remove(DIGEST_ANNOTATION);
+    if let Some(digest) = digest {
+        let value = digest(secret);
+        secret
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(DIGEST_ANNOTATION.into(), value);
+    }
+}
+
+/// Whether writing `updated` over `existing` would change nothing the controller sets.
+fn same(updated: &Secret, existing: &Secret) -> bool {
+    updated.data == existing.data
+        && updated.metadata.labels == existing.metadata.labels
+        && updated.metadata.annotations == existing.metadata.annotations
+        && updated.metadata.owner_references == existing.metadata.owner_references
+        && updated.type_ == existing.type_
+}
+
+/// Writes `desired` for `owner` over `existing` (as read just before; `None`: absent),
+/// recording `digest`. Refuses Secrets that `owner` does not own and immutable Secrets
+/// that would change.
+pub async fn apply(
+    api: &Api<Secret>,
+    existing: Option<SecretData>,
+    mut desired: SecretData,
+    owner: Owner<'_>,
+    digest: Option<Digest<'_>>,
+) -> Result<Applied, Error> {
+    let Some(existing) = existing else {
+        seal_digest(&mut desired, digest);
+        let created = api.create(&PostParams::default(), &desired).await;
+        drop(desired);
+        drop(SecretData(created.map_err(Error::Write)?));
+        tracing::info!("Secret created");
+        return Ok(Applied::Created);
+    };
+    let name = existing.name_any();
+    let Some(mut updated) = merged(&existing, desired, ownership(&existing, owner.uid)) else {
+        return Err(Error::Unmanaged {
+            secret: name,
+            by: owner.kind,
+        });
+    };
+    seal_digest(&mut updated, digest);
+    if same(&updated, &existing) {
+        return Ok(Applied::Unchanged);
+    }
+    if existing.immutable == Some(true) && updated.data != existing.data {
+        return Err(Error::Immutable(IMMUTABLE_MESSAGE.into()));
+    }
+    drop(existing);
+    let replaced = api.replace(&name, &PostParams::default(), &updated).await;
+    drop(updated);
+    drop(SecretData(replaced.map_err(Error::Write)?));
+    tracing::info!("Secret updated");
+    Ok(Applied::Updated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use std::collections::BTreeMap;
+
+    fn secret(annotations: &[(&str, &str)], owner: Option<&str>, data: &[(&str, &str)]) -> Secret {
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("db".into());
+        secret.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        );
+        secret.metadata.owner_references = owner.map(|uid| {
+            vec![OwnerReference {
+                uid: uid.into(),
+                controller: Some(true),
+                ..OwnerReference::default()
+            }]
+        });
+        secret.data = Some(
+            data.iter()
+                .map(|(k, v)| ((*k).into(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        );
+        secret
+    }
+
+    #[test]
+    fn ownership_follows_owner_references_and_annotations() {
+        let uid = Some("u1");
+        assert_eq!(
+            ownership(&secret(&[], Some("u1"), &[]), uid),
+            Ownership::Owned
+        );
+        assert_eq!(
+            ownership(&secret(&[], Some("u2"), &[]), uid),
+            Ownership::Foreign
+        );
+        assert_eq!(ownership(&secret(&[], None, &[]), uid), Ownership::Foreign);
+        assert_eq!(
+            ownership(&secret(&[], Some("u1"), &[]), None),
+            Ownership::Foreign
+        );
+        let managed = secret(&[(ANNOTATION_MANAGED, "true")], None, &[]);
+        assert_eq!(ownership(&managed, uid), Ownership::Managed);
+        let not_quite = secret(&[(ANNOTATION_MANAGED, "yes")], None, &[]);
+        assert_eq!(ownership(&not_quite, uid), Ownership::Foreign);
+        let patch = secret(&[(ANNOTATION_PATCH, "true")], None, &[]);
+        assert_eq!(ownership(&patch, uid), Ownership::Patch { managed: false });
+        let both = secret(
+            &[(ANNOTATION_PATCH, "true"), (ANNOTATION_MANAGED, "true")],
+            None,
+            &[],
+        );
+        assert_eq!(ownership(&both, uid), Ownership::Patch { managed: true });
+    }
+
+    #[test]
+    fn foreign_secrets_are_refused_and_patches_merge() {
+        let desired = || {
+            SecretData(secret(
+                &[("new", "1")],
+                Some("u1"),
+                &[("a", "A2"), ("c", "C")],
+            ))
+        };
+        let existing = secret(&[("old", "1")], None, &[("a", "A"), ("b", "B")]);
+        assert!(merged(&existing, desired(), Ownership::Foreign).is_none());
+
+        let patched = merged(&existing, desired(), Ownership::Patch { managed: false }).unwrap();
+        let data: BTreeMap<_, _> = patched.data.clone().unwrap();
+        assert_eq!(data.len(), 3);
+        assert_eq!(data["a"].0, b"A2");
+        assert_eq!(patched.annotations().len(), 2);
+        assert!(patched.owner_references().is_empty());
+        let taken = merged(&existing, desired(), Ownership::Patch { managed: true }).unwrap();
+        assert_eq!(taken.owner_references()[0].uid, "u1");
+
+        let replaced = merged(&existing, desired(), Ownership::Managed).unwrap();
+        assert_eq!(replaced.data.as_ref().unwrap().len(), 2);
+        assert!(!replaced.annotations().contains_key("old"));
+        assert_eq!(replaced.owner_references()[0].uid, "u1");
+    }
+
+    #[test]
+    fn the_digest_annotation_is_recorded_over_the_final_secret() {
+        let mut s = secret(&[(DIGEST_ANNOTATION, "stale")], None, &[("a", "A")]);
+        let digest = |s: &Secret| {
+            assert!(!s.annotations().contains_key(DIGEST_ANNOTATION));
+            format!("k:{}", s.data.as_ref().unwrap().len())
+        };
+        seal_digest(&mut s, Some(&digest));
+        assert_eq!(s.annotations()[DIGEST_ANNOTATION], "k:1");
+        seal_digest(&mut s, None);
+        assert!(s.annotations().is_empty());
+        let unchanged = s.clone();
+        assert!(same(&s, &unchanged));
+    }
+
+    #[test]
+    fn the_guard_wipes_data_and_string_data() {
+        let mut guarded = SecretData::new(secret(&[], None, &[("a", "secret")]));
+        guarded.string_data = Some(BTreeMap::from([("b".into(), "plain".into())]));
+        guarded.wipe();
+        let copy = &guarded;
+        assert_eq!(copy.data.as_ref().unwrap()["a"].0, Vec::<u8>::new());
+        assert_eq!(copy.string_data.as_ref().unwrap()["b"], "");
+    }
+}
