@@ -31,8 +31,9 @@ pub const DIGEST_ANNOTATION: &str = "gitseal.dev/digest";
 const IMMUTABLE_MESSAGE: &str = "the target Secret is immutable and its data differs from the \
      SealedSecret; delete the Secret so that the controller can create it anew";
 
-/// A Secret whose `data` and `stringData` are overwritten when it is dropped.
-#[derive(Debug, Default, Clone)]
+/// A Secret whose `data` and `stringData` are overwritten when it is dropped. No `Debug`:
+/// it holds plaintext.
+#[derive(Default)]
 pub struct SecretData(Secret);
 
 impl SecretData {
