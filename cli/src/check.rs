@@ -52,7 +52,7 @@ In .pre-commit-config.yaml (the hook is defined in this repository's .pre-commit
 /// Options of `gitseal check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Files or directories to check (hidden and .gitignore'd entries are skipped).
+    /// Files or directories to check (.git and .gitignore'd entries are skipped).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }

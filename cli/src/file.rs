@@ -14,8 +14,8 @@
 //!
 //! The temporary file is created `0600` (or with the target's mode when that is stricter),
 //! so a process killed mid-write leaves nothing readable by others; it is named
-//! `.NAME.PID.tmp` beside the target, and the next write to the same target removes such
-//! leftovers whose process is gone.
+//! `.NAME.PID.tmp` beside the target and locked while it is written; the next write to the
+//! same target removes such leftovers that no process holds locked any more.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -185,6 +185,9 @@ fn write_target(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     };
     let result = (|| -> io::Result<()> {
         let mut file = create_private(&temporary, final_mode & 0o600)?;
+        // Held until the file is closed: another gitseal cleaning up leftovers (in this
+        // or another container sharing the directory) leaves a locked file alone.
+        file.lock()?;
         file.write_all(bytes)?;
         if let Some(meta) = &existing {
             // Fails without the privilege to give files away; the mode is kept anyway.
@@ -236,7 +239,7 @@ fn create_private(path: &Path, mode: u32) -> io::Result<File> {
 }
 
 /// Removes `.NAME.PID.tmp` files for `target` that a killed gitseal left behind: ours by
-/// name and owner, and their process no longer running.
+/// name and owner, and not locked, so no process is still writing them.
 fn remove_stale_temporaries(dir: &Path, target: &Path) {
     let (Some(name), Ok(entries)) = (target.file_name(), std::fs::read_dir(dir)) else {
         return;
@@ -244,19 +247,21 @@ fn remove_stale_temporaries(dir: &Path, target: &Path) {
     let prefix = format!(".{}.", name.to_string_lossy());
     let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
     for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|rest| rest.strip_suffix(".tmp"))
-            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
+        let is_temporary = entry.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        });
         let ours = entry
             .metadata()
             .is_ok_and(|m| m.is_file() && Some(m.uid()) == me);
-        if ours && !Path::new("/proc").join(pid).exists() {
+        if !(is_temporary && ours) {
+            continue;
+        }
+        // A regular file (the metadata above is of the entry itself, not of a link
+        // target), removed only while we hold its lock.
+        let abandoned = File::open(entry.path()).is_ok_and(|file| file.try_lock().is_ok());
+        if abandoned {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -334,19 +339,21 @@ mod tests {
     }
 
     #[test]
-    fn stale_temporaries_of_dead_processes_are_removed() {
+    fn abandoned_temporaries_are_removed_and_locked_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret.yaml");
-        // PIDs above the kernel's maximum (4194304) never run.
-        let stale = dir.path().join(".secret.yaml.99999999.tmp");
-        let live = dir
-            .path()
-            .join(format!(".secret.yaml.{}.tmp.keep", std::process::id()));
-        std::fs::write(&stale, b"plaintext").unwrap();
-        std::fs::write(&live, b"other").unwrap();
+        let stale = dir.path().join(".secret.yaml.4242.tmp");
+        let busy = dir.path().join(".secret.yaml.4343.tmp");
+        let other = dir.path().join(".secret.yaml.4444.tmp.keep");
+        for file in [&stale, &busy, &other] {
+            std::fs::write(file, b"plaintext").unwrap();
+        }
+        // Another process (or container) still writing it holds its lock.
+        let writer = File::open(&busy).unwrap();
+        writer.lock().unwrap();
         write_atomic(&path, b"new").unwrap();
         assert!(!stale.exists());
-        assert!(live.exists());
+        assert!(busy.exists() && other.exists());
     }
 
     #[test]

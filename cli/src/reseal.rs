@@ -275,8 +275,13 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             failures.len(),
         )?;
         if !failures.is_empty() {
+            let hint = if args.dry_run {
+                ""
+            } else {
+                " (use --keep-going to write the others)"
+            };
             bail!(
-                "nothing was written because {} file(s) failed (use --keep-going to write the others)",
+                "nothing was written because {} file(s) failed{hint}",
                 failures.len()
             );
         }

@@ -6,7 +6,7 @@ use crate::func::{Call, FuncDef, P};
 use crate::gofmt::{fmt_value, quoted};
 use crate::tree::{Arg, ArgKind, Cmd, Node, Pipe};
 use crate::value::{Buf, Meter, Value, copy};
-use crate::{BYTES_PER_STEP, MAX_DEPTH, MissingKey, Template};
+use crate::{BYTES_PER_STEP, MAX_DEPTH, MAX_NESTING, MissingKey, Template};
 
 /// How a list of nodes ended: normally, or at `{{break}}` or `{{continue}}`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub(crate) struct Exec<'t, 'd> {
     pub(crate) current: &'t str,
     /// How deep `{{template}}` calls nest.
     pub(crate) depth: usize,
+    /// How deep node lists and pipelines nest now, across template calls: the bound on
+    /// the executor's recursion, whatever the template.
+    pub(crate) nesting: usize,
 }
 
 impl<'t, 'd> Exec<'t, 'd> {
@@ -92,7 +95,25 @@ impl<'t, 'd> Exec<'t, 'd> {
         }
     }
 
+    /// Enters one level of the executor's recursion, or fails at [`MAX_NESTING`]: each
+    /// template nests at most [`MAX_DEPTH`] levels, but calls of templates that nest deeply
+    /// would otherwise multiply them past the end of the stack.
+    fn enter(&mut self) -> Result<(), Fail> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.fail(format!("exceeded maximum nesting depth ({MAX_NESTING})")));
+        }
+        self.nesting += 1;
+        Ok(())
+    }
+
     pub(crate) fn walk(&mut self, dot: &Value<'d>, nodes: &'t [Node]) -> Result<Flow, Fail> {
+        self.enter()?;
+        let flow = self.walk_nodes(dot, nodes);
+        self.nesting -= 1;
+        flow
+    }
+
+    fn walk_nodes(&mut self, dot: &Value<'d>, nodes: &'t [Node]) -> Result<Flow, Fail> {
         for node in nodes {
             self.step(1)?;
             match node {
@@ -255,7 +276,10 @@ impl<'t, 'd> Exec<'t, 'd> {
         dot: &Value<'d>,
         pipe: &'t Pipe,
     ) -> Result<Value<'d>, Fail> {
-        let value = self.eval_commands(dot, pipe)?;
+        self.enter()?;
+        let value = self.eval_commands(dot, pipe);
+        self.nesting -= 1;
+        let value = value?;
         self.declare(pipe, &value)?;
         Ok(value)
     }

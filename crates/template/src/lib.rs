@@ -162,6 +162,9 @@ use value::{Buf, Meter, Root, Value};
 pub(crate) const MAX_LEN: usize = 4 << 20;
 /// How deep `if`/`with` blocks and parentheses may nest.
 pub(crate) const MAX_DEPTH: usize = 100;
+/// How deep the executor may recurse (node lists and pipelines, across template calls):
+/// a few templates' worth of [`MAX_DEPTH`], far from the end of a 2 MiB thread stack.
+pub(crate) const MAX_NESTING: usize = 3 * MAX_DEPTH;
 /// The bytes of values (rendered output, function results, copies of items)
 /// that all the renders sharing one [`Budget`] may create together: 16 MiB, for
 /// Secrets that Kubernetes caps at about 1 MiB.
@@ -335,6 +338,7 @@ impl Template {
             template: self,
             current: &self.name,
             depth: 0,
+            nesting: 0,
         };
         // The parser accepts break and continue only inside range: the top level ends normally.
         let result = exec.walk(&dot, &self.root).and_then(|_| {

@@ -167,3 +167,26 @@ fn functions_are_resolved_at_parse_time() {
         "template: t:1: function \"env\" not defined"
     );
 }
+
+#[test]
+fn templates_calling_deeply_nested_templates_fail_instead_of_overflowing_the_stack() {
+    // Each call nests 98 blocks (under the per-template limit) and calls itself: without
+    // one bound across calls this recursed about 10,000 frames deep and aborted the
+    // process. Rendered on a 2 MiB thread, as tokio's blocking pool gives the controller.
+    let ifs = "{{ if 1 }}".repeat(98);
+    let ends = "{{ end }}".repeat(98);
+    let source = format!(
+        "{{{{ define \"r\" }}}}{ifs}x{{{{ template \"r\" . }}}}{ends}{{{{ end }}}}{{{{ template \"r\" . }}}}"
+    );
+    let result = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || render(&source))
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    let error = result.unwrap_err().to_string();
+    assert!(
+        error.contains("exceeded maximum nesting depth (300)"),
+        "{error}"
+    );
+}

@@ -56,15 +56,15 @@ fn required(
         .into_iter()
         .flatten()
     {
-        if let Some(field) = field.as_str() {
-            if !map.contains_key(field) {
-                let full = if path.is_empty() {
-                    field.to_owned()
-                } else {
-                    format!("{path}.{field}")
-                };
-                errors.push(format!("{full}: Required value"));
-            }
+        if let Some(field) = field.as_str()
+            && !map.contains_key(field)
+        {
+            let full = if path.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
+            errors.push(format!("{full}: Required value"));
         }
     }
 }
@@ -108,25 +108,27 @@ fn check(
             return;
         }
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            let supported: Vec<String> = options.iter().map(Value::to_string).collect();
-            errors.push(format!(
-                "{path}: Unsupported value: {value}: supported values: {}",
-                supported.join(", ")
-            ));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        let supported: Vec<String> = options.iter().map(Value::to_string).collect();
+        errors.push(format!(
+            "{path}: Unsupported value: {value}: supported values: {}",
+            supported.join(", ")
+        ));
     }
     let number = value.as_f64();
-    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_f64), number) {
-        if n < min {
-            errors.push(format!("{path}: Invalid value: {value}: {path} in body should be greater than or equal to {min}"));
-        }
+    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_f64), number)
+        && n < min
+    {
+        errors.push(format!("{path}: Invalid value: {value}: {path} in body should be greater than or equal to {min}"));
     }
-    if let (Some(max), Some(n)) = (schema.get("maximum").and_then(Value::as_f64), number) {
-        if n > max {
-            errors.push(format!("{path}: Invalid value: {value}: {path} in body should be less than or equal to {max}"));
-        }
+    if let (Some(max), Some(n)) = (schema.get("maximum").and_then(Value::as_f64), number)
+        && n > max
+    {
+        errors.push(format!(
+            "{path}: Invalid value: {value}: {path} in body should be less than or equal to {max}"
+        ));
     }
     if let Some(text) = value.as_str() {
         let len = text.chars().count() as u64;
@@ -181,18 +183,21 @@ fn check(
             required(schema, map, path, errors);
         }
         Value::Array(items) => {
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-                if (items.len() as u64) < min {
-                    errors.push(format!("{path}: Invalid value: {}: {path} in body should have at least {min} items", items.len()));
-                }
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                && (items.len() as u64) < min
+            {
+                errors.push(format!(
+                    "{path}: Invalid value: {}: {path} in body should have at least {min} items",
+                    items.len()
+                ));
             }
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-                if items.len() as u64 > max {
-                    errors.push(format!(
-                        "{path}: Too many: {}: must have at most {max} items",
-                        items.len()
-                    ));
-                }
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                && items.len() as u64 > max
+            {
+                errors.push(format!(
+                    "{path}: Too many: {}: must have at most {max} items",
+                    items.len()
+                ));
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter_mut().enumerate() {

@@ -227,7 +227,14 @@ impl<'m> Recovery<'m> {
         let key = if self.groups.len() <= 1 {
             self.parts.pop()
         } else if self.parts.len() >= self.threshold {
-            shamir::combine(&self.parts).ok()
+            match shamir::combine(&self.parts) {
+                Ok(key) => Some(key),
+                Err(error) => {
+                    self.failures
+                        .push(format!("the key-group shares do not combine: {error}"));
+                    None
+                }
+            }
         } else {
             self.failures.push(format!(
                 "recovered {} of the {} key-group shares needed",

@@ -300,25 +300,24 @@ pub(crate) async fn handle(
         None => target.rt.plural.clone(),
     };
     let namespace = target.namespace.clone().unwrap_or_default();
-    if let Some(rules) = &rules {
-        if !rules
+    if let Some(rules) = &rules
+        && !rules
             .iter()
             .any(|r| r.allows(verb, &target.rt.group, &resource, &namespace))
-        {
-            let scope = if namespace.is_empty() {
-                "at the cluster scope".to_owned()
-            } else {
-                format!("in the namespace \"{namespace}\"")
-            };
-            let group = if target.rt.group.is_empty() {
-                "\"\"".to_owned()
-            } else {
-                format!("\"{}\"", target.rt.group)
-            };
-            return error_response(&ApiError::forbidden(format!(
-                "{resource} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group {group} {scope}"
-            )));
-        }
+    {
+        let scope = if namespace.is_empty() {
+            "at the cluster scope".to_owned()
+        } else {
+            format!("in the namespace \"{namespace}\"")
+        };
+        let group = if target.rt.group.is_empty() {
+            "\"\"".to_owned()
+        } else {
+            format!("\"{}\"", target.rt.group)
+        };
+        return error_response(&ApiError::forbidden(format!(
+            "{resource} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group {group} {scope}"
+        )));
     }
     if let Some(status) = shared.take_fault(verb, &target.rt.plural) {
         return error_response(&ApiError::injected(status));

@@ -250,20 +250,19 @@ pub(super) fn serve_tokens(
     if method != Method::POST {
         return Some(error_response(&ApiError::method_not_allowed()));
     }
-    if let Some(rules) = rules {
-        if !rules
+    if let Some(rules) = rules
+        && !rules
             .iter()
             .any(|r| r.allows("create", group, resource, namespace))
-        {
-            let scope = if namespace.is_empty() {
-                "at the cluster scope".to_owned()
-            } else {
-                format!("in the namespace \"{namespace}\"")
-            };
-            return Some(error_response(&ApiError::forbidden(format!(
-                "{resource} is forbidden: User \"{user}\" cannot create resource \"{resource}\" in API group \"{group}\" {scope}"
-            ))));
-        }
+    {
+        let scope = if namespace.is_empty() {
+            "at the cluster scope".to_owned()
+        } else {
+            format!("in the namespace \"{namespace}\"")
+        };
+        return Some(error_response(&ApiError::forbidden(format!(
+            "{resource} is forbidden: User \"{user}\" cannot create resource \"{resource}\" in API group \"{group}\" {scope}"
+        ))));
     }
     let header = |name: header::HeaderName| {
         headers

@@ -336,10 +336,10 @@ impl Store {
             event_type,
             object,
         });
-        if self.log.len() >= self.log_capacity {
-            if let Some(old) = self.log.pop_front() {
-                self.compacted = old.rv;
-            }
+        if self.log.len() >= self.log_capacity
+            && let Some(old) = self.log.pop_front()
+        {
+            self.compacted = old.rv;
         }
         self.log.push_back(event.clone());
         let _ = self.events.send(event);

@@ -49,12 +49,12 @@ impl Store {
                     return Err(invalid(errors));
                 }
             }
-            if let Some(old) = old {
-                if old.get("type") != object.get("type") {
-                    return Err(invalid(vec![
-                        "type: Invalid value: field is immutable".to_owned(),
-                    ]));
-                }
+            if let Some(old) = old
+                && old.get("type") != object.get("type")
+            {
+                return Err(invalid(vec![
+                    "type: Invalid value: field is immutable".to_owned(),
+                ]));
             }
             if let Some(Value::Object(data)) = object.get("data") {
                 for (key, value) in data {
@@ -179,13 +179,13 @@ impl Store {
                 "the body of the request must be a JSON object",
             ));
         }
-        if let Some(kind) = object.get("kind").and_then(Value::as_str) {
-            if kind != rt.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind {kind:?} of the object does not match the resource {}",
-                    rt.plural
-                )));
-            }
+        if let Some(kind) = object.get("kind").and_then(Value::as_str)
+            && kind != rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind {kind:?} of the object does not match the resource {}",
+                rt.plural
+            )));
         }
         let body_ns = meta_str(&object, "namespace")
             .unwrap_or_default()
