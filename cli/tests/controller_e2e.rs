@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gitseal_testkit::TestServer;
@@ -89,24 +88,18 @@ async fn seal_apply_and_the_controller_makes_the_secret() {
     );
 
     // --fetch-cert (retried until the first key exists).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let cert = loop {
-        let output = sh(
-            gitseal.clone(),
-            args(&["kubeseal", "--fetch-cert"]),
-            Vec::new(),
-        )
-        .await;
-        if output.status.success() {
-            break String::from_utf8(output.stdout).unwrap();
+    let sh = &sh;
+    let cert = gitseal_testkit::wait_for("a certificate from --fetch-cert", || {
+        let gitseal = gitseal.clone();
+        async move {
+            let output = sh(gitseal, args(&["kubeseal", "--fetch-cert"]), Vec::new()).await;
+            output
+                .status
+                .success()
+                .then(|| String::from_utf8(output.stdout).unwrap())
         }
-        assert!(
-            Instant::now() < deadline,
-            "no certificate: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
     assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
 
     // `gitseal seal` with the fetched certificate, and `gitseal kubeseal` fetching it
@@ -153,23 +146,12 @@ async fn seal_apply_and_the_controller_makes_the_secret() {
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "prod");
     for (name, value) in [("db", "hunter2"), ("api", "t0k3n")] {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(s)) = secrets.get_opt(name).await
-                && s.data
-                    .as_ref()
-                    .and_then(|d| d.get("password"))
-                    .map(|v| v.0.as_slice())
-                    == Some(value.as_bytes())
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the Secret {name} did not appear"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let secrets = &secrets;
+        gitseal_testkit::wait_for(&format!("the Secret {name}"), || async move {
+            let secret = secrets.get_opt(name).await.ok()??;
+            (secret.data?.get("password")?.0 == value.as_bytes()).then_some(())
+        })
+        .await;
     }
 
     // --validate and --re-encrypt against the same controller.

@@ -3,9 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
 use clap::Parser;
 use gitseal_api::{SealedSecret, sealed_secret_crd};
 use gitseal_controller::{Config, Running};
@@ -162,21 +159,7 @@ pub fn sealed_secret(cert: &Certificate, name: &str, items: &[(&str, &str)]) -> 
     })
 }
 
-/// Polls `probe` until it yields a value (30 s at most).
-pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use gitseal_testkit::wait_for;
 
 /// The Secret `NS/name` once its data has `key` = `value`.
 pub async fn secret_with(cluster: &Cluster, name: &str, key: &str, value: &str) -> Secret {

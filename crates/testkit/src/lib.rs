@@ -274,3 +274,24 @@ fn random_token() -> String {
     }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// Polls `probe` every 50 ms until it gives a value and returns it; panics naming `what`
+/// after 30 s. The one waiting helper of every crate's tests (generous: kube-runtime backs
+/// off for seconds after failures, and CI machines are busy).
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

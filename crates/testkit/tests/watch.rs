@@ -25,14 +25,7 @@ fn cm(name: &str) -> ConfigMap {
 }
 
 async fn eventually<F: Fn() -> bool>(what: &str, check: F) {
-    // Generous: kube-runtime backs off for seconds after failures, and CI machines are busy.
-    for _ in 0..600 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+    gitseal_testkit::wait_for(what, || std::future::ready(check().then_some(()))).await
 }
 
 #[tokio::test]

@@ -190,16 +190,6 @@ pub(super) fn rules_of(shared: &Shared, sa: &ServiceAccountToken) -> Vec<Rule> {
             .and_then(|r| r.get("rules").and_then(Value::as_array).cloned())
             .unwrap_or_default()
     };
-    let strings = |rule: &Value, field: &str| -> Vec<String> {
-        rule.get(field)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let mut rules = Vec::new();
     for (plural, namespaced) in [("rolebindings", true), ("clusterrolebindings", false)] {
         for binding in all(plural).iter().filter(|b| names(b)) {
@@ -208,9 +198,9 @@ pub(super) fn rules_of(shared: &Shared, sa: &ServiceAccountToken) -> Vec<Rule> {
             let role = text_at(binding, "/roleRef/name");
             for rule in role_rules(&kind, &namespace, &role) {
                 rules.push(Rule {
-                    verbs: strings(&rule, "verbs"),
-                    groups: strings(&rule, "apiGroups"),
-                    resources: strings(&rule, "resources"),
+                    verbs: crate::store::strings_at(&rule, "/verbs"),
+                    groups: crate::store::strings_at(&rule, "/apiGroups"),
+                    resources: crate::store::strings_at(&rule, "/resources"),
                     namespaces: if namespaced {
                         vec![namespace.clone()]
                     } else {
