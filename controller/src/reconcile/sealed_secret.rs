@@ -120,24 +120,23 @@ pub async fn reconcile(
 /// Counts `error` in `unseal_errors_total` (upstream's labels: read failures carry no
 /// namespace) and hands it back.
 fn count(ctx: &Context, error: Error, namespace: &str) -> Error {
+    count_error(ctx, &error, namespace);
+    error
+}
+
+/// Adds `error` to `unseal_errors_total`; read failures carry no namespace, as upstream's.
+fn count_error(ctx: &Context, error: &Error, namespace: &str) {
     let namespace = if matches!(error, Error::Fetch(_)) {
         ""
     } else {
         namespace
     };
     ctx.metrics.sealed_secrets.error(error.kind(), namespace);
-    error
 }
 
 /// Counts a failed sync and publishes its Warning event, as upstream.
 async fn report(ctx: &Context, ss: &SealedSecret, error: &Error) {
-    let namespace = ss.namespace().unwrap_or_default();
-    let namespace = if matches!(error, Error::Fetch(_)) {
-        ""
-    } else {
-        namespace.as_str()
-    };
-    ctx.metrics.sealed_secrets.error(error.kind(), namespace);
+    count_error(ctx, error, &ss.namespace().unwrap_or_default());
     if let Some(reason) = error.event_reason() {
         let message = match error {
             Error::Unseal(failure) => format!("Failed to unseal: {failure}"),

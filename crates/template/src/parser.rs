@@ -247,13 +247,7 @@ impl<'a> Parser<'a> {
         let (list, stop) = self.item_list()?;
         self.range_depth -= 1;
         let else_list = match stop {
-            Parsed::Else => {
-                let (list, stop) = self.item_list()?;
-                if !matches!(stop, Parsed::End) {
-                    return Err(self.errorf("expected end; found {{else}}"));
-                }
-                Some(list)
-            }
+            Parsed::Else => Some(self.else_list()?),
             _ => None,
         };
         self.vars.truncate(vars);
@@ -263,6 +257,15 @@ impl<'a> Parser<'a> {
             list,
             else_list,
         })
+    }
+
+    /// The nodes after an `{{else}}`, up to the `{{end}}` that must close them.
+    fn else_list(&mut self) -> PResult<Vec<Node>> {
+        let (list, stop) = self.item_list()?;
+        if !matches!(stop, Parsed::End) {
+            return Err(self.errorf("expected end; found {{else}}"));
+        }
+        Ok(list)
     }
 
     /// Nodes up to the `{{end}}` or `{{else}}` that closes them.
@@ -356,11 +359,7 @@ impl<'a> Parser<'a> {
                     self.next();
                     Some(vec![self.control(with)?])
                 } else {
-                    let (list, stop) = self.item_list()?;
-                    if !matches!(stop, Parsed::End) {
-                        return Err(self.errorf("expected end; found {{else}}"));
-                    }
-                    Some(list)
+                    Some(self.else_list()?)
                 }
             }
             _ => None,
