@@ -17,11 +17,13 @@
 //! `.NAME.PID.tmp` beside the target and locked while it is written; the next write to the
 //! same target removes such leftovers that no process holds locked any more.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, bail};
 use gitseal_crypto::limits::SizeLimit;
@@ -241,30 +243,50 @@ fn create_private(path: &Path, mode: u32) -> io::Result<File> {
 /// Removes `.NAME.PID.tmp` files for `target` that a killed gitseal left behind: ours by
 /// name and owner, and not locked, so no process is still writing them.
 fn remove_stale_temporaries(dir: &Path, target: &Path) {
-    let (Some(name), Ok(entries)) = (target.file_name(), std::fs::read_dir(dir)) else {
+    let Some(name) = target.file_name() else {
         return;
     };
     let prefix = format!(".{}.", name.to_string_lossy());
     let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    for entry in entries.flatten() {
-        let is_temporary = entry.file_name().to_str().is_some_and(|n| {
+    for candidate in temporaries_in(dir) {
+        let is_ours = candidate.to_str().is_some_and(|n| {
             n.strip_prefix(&prefix)
                 .and_then(|rest| rest.strip_suffix(".tmp"))
                 .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
         });
-        let ours = entry
-            .metadata()
-            .is_ok_and(|m| m.is_file() && Some(m.uid()) == me);
-        if !(is_temporary && ours) {
-            continue;
-        }
-        // A regular file (the metadata above is of the entry itself, not of a link
-        // target), removed only while we hold its lock.
-        let abandoned = File::open(entry.path()).is_ok_and(|file| file.try_lock().is_ok());
+        let path = dir.join(&candidate);
+        // The metadata of the entry itself, not of a link target: a regular file of ours,
+        // removed only while we hold its lock.
+        let abandoned = is_ours
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && Some(m.uid()) == me)
+            && File::open(&path).is_ok_and(|file| file.try_lock().is_ok());
         if abandoned {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// The names in `dir` shaped like a temporary file (`.….tmp`), listed once per directory
+/// and process: a command that rewrites a thousand files of one directory lists it once.
+fn temporaries_in(dir: &Path) -> Vec<OsString> {
+    static LISTED: Mutex<BTreeMap<PathBuf, Vec<OsString>>> = Mutex::new(BTreeMap::new());
+    let mut listed = LISTED.lock().unwrap_or_else(PoisonError::into_inner);
+    listed
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                .map(|entry| entry.file_name())
+                .filter(|n| {
+                    n.to_str()
+                        .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"))
+                })
+                .collect()
+        })
+        .clone()
 }
 
 /// The process's umask, as the kernel reports it (`022` where it cannot be read).
