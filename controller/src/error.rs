@@ -32,6 +32,12 @@ pub enum Error {
     /// The Secret is immutable and would have to change.
     #[error("{0}")]
     Immutable(String),
+    /// A secret provider failed (ExternalSecrets); the message names keys, never values.
+    #[error("{0}")]
+    Provider(#[from] gitseal_backends::provider::ProviderError),
+    /// An ExternalSecret cannot be synced as written (its store, template or keys).
+    #[error("{0}")]
+    Sync(String),
     /// A sealing key could not be made or read.
     #[error("sealing key: {0}")]
     Key(#[from] gitseal_crypto::KeyError),
@@ -55,6 +61,8 @@ impl Error {
             Error::Status(_) => "status",
             Error::Unseal(_) => "unseal",
             Error::Unmanaged { .. } => "unmanaged",
+            Error::Provider(_) => "provider",
+            Error::Sync(_) => "sync",
             Error::Key(_) => "key",
             Error::Config(_) => "config",
             Error::Internal(_) => "internal",

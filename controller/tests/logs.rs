@@ -130,6 +130,158 @@ async fn debug_logs_hold_no_secret_values() {
     }
 }
 
+/// The same for ExternalSecrets: the real binary at debug level syncs from a real OpenBao
+/// (token and AppRole auth, a template, a rotation, a revoked policy, a destroyed secret),
+/// and neither the values nor the credentials appear in its output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_secret_debug_logs_hold_no_secret_values() {
+    let Some(bao) = tokio::task::spawn_blocking(gitseal_testkit::openbao::OpenBao::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let values = [
+        "vault-password-31ab9e",
+        "vault-user-c04f7d",
+        "vault-rotated-8e2a55",
+    ];
+    bao.bao_with_stdin(
+        &["policy", "write", "app", "-"],
+        br#"path "secret/data/app/*" { capabilities = ["read"] }"#,
+    );
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/app/db",
+        &format!("password={}", values[0]),
+        &format!("user={}", values[1]),
+    ]);
+    bao.bao(&["auth", "enable", "approle"]);
+    bao.bao(&["write", "auth/approle/role/app", "token_policies=app"]);
+    let role_id = bao.bao(&["read", "-field=role_id", "auth/approle/role/app/role-id"]);
+    let secret_id = bao.bao(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/app/secret-id",
+    ]);
+    let token = bao.bao(&["token", "create", "-policy=app", "-field=token"]);
+    let credentials = [role_id.trim(), secret_id.trim(), token.trim()];
+
+    let cluster = Cluster::start().await;
+    let tmp = tempfile::Builder::new()
+        .prefix("gitseal-logs-")
+        .tempdir()
+        .unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    cluster.server.write_kubeconfig(&kubeconfig).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gitseal-controller"));
+    command
+        .args([
+            "--log-level=DEBUG",
+            "--key-size=2048",
+            "--listen-addr=127.0.0.1:0",
+            "--listen-metrics-addr=127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAMESPACE", CONTROLLER_NS)
+        .env_remove("RUST_LOG");
+    let controller = Controller::spawn(command);
+    let apply = |object: serde_json::Value| {
+        let client = cluster.client.clone();
+        async move {
+            let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+                client,
+                NS,
+                &kube::discovery::ApiResource::from_gvk_with_plural(
+                    &kube::api::GroupVersionKind::gvk(
+                        object["apiVersion"]
+                            .as_str()
+                            .unwrap()
+                            .split('/')
+                            .next()
+                            .unwrap(),
+                        "v1",
+                        object["kind"].as_str().unwrap(),
+                    ),
+                    &format!("{}s", object["kind"].as_str().unwrap().to_lowercase()),
+                ),
+            );
+            let object: kube::api::DynamicObject = serde_json::from_value(object).unwrap();
+            api.create(&Default::default(), &object).await.unwrap();
+        }
+    };
+    let secrets = cluster.secrets(NS);
+    let mut approle = k8s_openapi::api::core::v1::Secret::default();
+    approle.metadata.name = Some("approle".into());
+    approle.string_data = Some([("secret-id".to_owned(), credentials[1].to_owned())].into());
+    secrets.create(&Default::default(), &approle).await.unwrap();
+    let mut token_secret = k8s_openapi::api::core::v1::Secret::default();
+    token_secret.metadata.name = Some("token".into());
+    token_secret.string_data = Some([("token".to_owned(), credentials[2].to_owned())].into());
+    secrets
+        .create(&Default::default(), &token_secret)
+        .await
+        .unwrap();
+    for (name, auth) in [
+        (
+            "approle",
+            json!({"appRole": {"roleId": credentials[0], "secretRef": {"name": "approle", "key": "secret-id"}}}),
+        ),
+        (
+            "token",
+            json!({"tokenSecretRef": {"name": "token", "key": "token"}}),
+        ),
+    ] {
+        apply(json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"provider": {"vault": {"server": bao.url(), "path": "secret", "auth": auth}}}}))
+        .await;
+    }
+    for (name, store) in [("app", "approle"), ("tokened", "token")] {
+        apply(json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"refreshInterval": "1s", "secretStoreRef": {"name": store},
+                "target": {"template": {"data": {"dsn": "{{ .user }}:{{ .password }}"}, "mergePolicy": "Merge"}},
+                "dataFrom": [{"extract": {"key": "app/db"}}]}}))
+        .await;
+    }
+    secret_with(&cluster, "app", "password", values[0]).await;
+    secret_with(&cluster, "tokened", "password", values[0]).await;
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/app/db",
+        &format!("password={}", values[2]),
+        &format!("user={}", values[1]),
+    ]);
+    secret_with(&cluster, "app", "password", values[2]).await;
+    // Revoked, then destroyed: failures are logged, values are not.
+    bao.bao_with_stdin(
+        &["policy", "write", "app", "-"],
+        br#"path "x" { capabilities = ["read"] }"#,
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    bao.bao(&["kv", "metadata", "delete", "secret/app/db"]);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let log = controller.stop();
+    assert!(log.contains("DEBUG"), "debug logging was on:\n{log}");
+    assert!(log.contains("Secret updated"), "the scenario ran:\n{log}");
+    assert!(
+        log.contains("could not get secret data") || log.contains("permission denied"),
+        "the failure was logged:\n{log}"
+    );
+    for plaintext in values.iter().chain(&credentials) {
+        assert!(!log.contains(plaintext), "{plaintext} leaked into the log");
+        assert!(
+            !log.contains(&base64_of(plaintext)),
+            "base64 of {plaintext} leaked into the log"
+        );
+    }
+}
+
 /// The controller binary, its output read on two threads while it runs (a full pipe would
 /// block its logging); killed if the test ends before [`Controller::stop`].
 struct Controller {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// The controller's rules from the chart rendered with `values` (rules with
 /// `resourceNames` are for users of the service proxy, not for the controller), and the
-/// Deployment's namespace flags.
+/// Deployment's namespace and reconciler flags.
 fn render_chart(helm: &std::path::Path, values: &[&str]) -> (Vec<Rule>, Vec<String>) {
     let chart = gitseal_tests::repo_dir().join("charts/gitseal");
     let output = std::process::Command::new(helm)
@@ -49,7 +49,7 @@ fn render_chart(helm: &std::path::Path, values: &[&str]) -> (Vec<Rule>, Vec<Stri
             let args = &doc["spec"]["template"]["spec"]["containers"][0]["args"];
             flags = strings(args)
                 .into_iter()
-                .filter(|a| a.contains("namespaces"))
+                .filter(|a| a.contains("namespaces") || a.contains("reconciler"))
                 .collect();
         }
         let namespaces = match doc["kind"].as_str() {
@@ -127,7 +127,12 @@ async fn namespaced_roles_confine_the_controller_to_its_namespaces() {
     );
     assert_eq!(
         flags,
-        ["--all-namespaces=false", "--additional-namespaces=prod"]
+        [
+            "--enable-cluster-store-reconciler=false",
+            "--enable-cluster-external-secret-reconciler=false",
+            "--all-namespaces=false",
+            "--additional-namespaces=prod"
+        ]
     );
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let controller =

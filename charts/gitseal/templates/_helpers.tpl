@@ -41,4 +41,20 @@ Role per watched namespace with rbac.namespacedRoles.
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.externalSecrets.enabled }}
+- apiGroups: [external-secrets.io]
+  resources: [externalsecrets, secretstores]
+  verbs: [get, list, watch]
+- apiGroups: [external-secrets.io]
+  resources: [externalsecrets/status, secretstores/status]
+  verbs: [update, patch]
+# templateFrom and caProvider ConfigMaps; service account tokens for Vault's Kubernetes
+# and JWT auth (TokenRequest, at login only).
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [serviceaccounts/token]
+  verbs: [create]
+{{- end }}
 {{- end }}

@@ -6,6 +6,7 @@
 //! ([`HttpMetrics`]), each with `register`, as in kube-rs/controller-rs; [`Metrics`] owns
 //! the registry and all of them.
 
+mod external_secret;
 mod http;
 mod sealed_secret;
 
@@ -13,6 +14,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+pub use external_secret::{
+    CallLabels, ExternalSecretMetrics, ObjectLabels, StatusLabels, SyncMeasurer, remove_condition,
+    set_condition,
+};
 pub use http::{HttpLabels, HttpMetrics, HttpPathLabels};
 pub use sealed_secret::{
     ConditionLabels, ErrorLabels, OutcomeLabels, ReconcileMeasurer, SealedSecretMetrics,
@@ -23,6 +28,8 @@ pub struct Metrics {
     registry: Registry,
     /// The SealedSecret reconciler's.
     pub sealed_secrets: SealedSecretMetrics,
+    /// The ExternalSecret and store reconcilers'.
+    pub external_secrets: ExternalSecretMetrics,
     /// The HTTP API's.
     pub http: HttpMetrics,
 }
@@ -41,10 +48,12 @@ impl Metrics {
             build_info,
         );
         let sealed_secrets = SealedSecretMetrics::default().register(&mut registry);
+        let external_secrets = ExternalSecretMetrics::default().register(&mut registry);
         let http = HttpMetrics::default().register(&mut registry);
         Self {
             registry,
             sealed_secrets,
+            external_secrets,
             http,
         }
     }
@@ -109,6 +118,16 @@ mod tests {
             let mut timer = metrics.sealed_secrets.measure();
             timer.outcome("unchanged");
         }
+        drop(metrics.external_secrets.measure("db", "prod"));
+        metrics
+            .external_secrets
+            .provider_call("HashiCorp/Vault", "Login", true);
+        set_condition(
+            &metrics.external_secrets.status_condition,
+            "db",
+            "prod",
+            true,
+        );
         let text = metrics.encode();
         for line in [
             "sealed_secrets_controller_build_info{revision=",
@@ -119,6 +138,14 @@ mod tests {
             "sealed_secrets_controller_http_request_duration_seconds_count{path=\"/v1/cert.pem\",method=\"GET\"} 1",
             "gitseal_controller_rsa_operations_total 0",
             "gitseal_controller_reconcile_duration_seconds_count{outcome=\"unchanged\"} 1",
+            // ESO's names and labels.
+            "externalsecret_sync_calls_total{name=\"db\",namespace=\"prod\"} 1",
+            "externalsecret_sync_calls_error{name=\"db\",namespace=\"prod\"} 1",
+            "externalsecret_status_condition{name=\"db\",namespace=\"prod\",condition=\"Ready\",status=\"True\"} 1",
+            "externalsecret_status_condition{name=\"db\",namespace=\"prod\",condition=\"Ready\",status=\"False\"} 0",
+            "externalsecret_reconcile_duration{name=\"db\",namespace=\"prod\"} ",
+            "externalsecret_provider_api_calls_count{provider=\"HashiCorp/Vault\",call=\"Login\",status=\"success\"} 1",
+            "gitseal_controller_externalsecret_sync_duration_seconds_count{outcome=\"error\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

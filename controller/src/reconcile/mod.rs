@@ -9,8 +9,11 @@
 //! [`sealed_secret::start`], [`Reconciled`] (and [`status::Conditioned`]) for its type, and
 //! one line in [`enabled`]. See `docs/design/002-controller-spine.md`.
 
+pub mod cluster_external_secret;
+pub mod external_secret;
 pub mod sealed_secret;
 pub mod secret;
+pub mod secret_store;
 pub mod status;
 
 use std::fmt::Debug;
@@ -37,13 +40,7 @@ pub use secret::DIGEST_ANNOTATION;
 
 /// A kind the controller reconciles.
 pub trait Reconciled:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + Debug
-    + Send
-    + Sync
-    + 'static
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
     /// Failed attempts (other than the API server's) before the object waits for its next
     /// change.
@@ -53,25 +50,89 @@ pub trait Reconciled:
 /// Starts the reconcilers of one kind in one namespace (`None`: all) until `stop`.
 pub type Start = fn(Arc<Context>, Option<String>, watch::Receiver<bool>) -> BoxFuture<'static, ()>;
 
+/// Whether a kind lives in namespaces (started once per watched namespace) or in the
+/// cluster (started once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Namespaced.
+    Namespaced,
+    /// Cluster-scoped.
+    Cluster,
+}
+
 /// The enabled kinds and how each starts: one line per kind.
-pub fn enabled(_config: &Config) -> Vec<(&'static str, Start)> {
-    vec![(gitseal_api::SEALED_SECRET_KIND, sealed_secret::start)]
+pub fn enabled(config: &Config) -> Vec<(&'static str, Start, Scope)> {
+    let mut kinds: Vec<(&'static str, Start, Scope)> = vec![(
+        gitseal_api::SEALED_SECRET_KIND,
+        sealed_secret::start,
+        Scope::Namespaced,
+    )];
+    let external = &config.external_secrets;
+    if external.enable_external_secrets {
+        kinds.push((
+            gitseal_api::EXTERNAL_SECRET_KIND,
+            external_secret::start,
+            Scope::Namespaced,
+        ));
+        kinds.push((
+            gitseal_api::SECRET_STORE_KIND,
+            secret_store::start_secret_stores,
+            Scope::Namespaced,
+        ));
+        if external.enable_cluster_store_reconciler {
+            kinds.push((
+                gitseal_api::CLUSTER_SECRET_STORE_KIND,
+                secret_store::start_cluster_secret_stores,
+                Scope::Cluster,
+            ));
+        }
+        if external.enable_cluster_external_secret_reconciler {
+            kinds.push((
+                gitseal_api::CLUSTER_EXTERNAL_SECRET_KIND,
+                cluster_external_secret::start,
+                Scope::Cluster,
+            ));
+        }
+    }
+    kinds
 }
 
 /// Runs every enabled reconciler in every watched namespace until `stop`, once the
-/// sealing keys are there (the leader just made one if there was none).
+/// sealing keys are there (the leader just made one if there was none). Idle provider
+/// clients are dropped hourly, and every client's token is revoked when they stop.
 pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
     let mut keys = ctx.keyring.subscribe();
     let _ = keys
         .wait_for(|_| ctx.keyring.snapshot().latest().is_some())
         .await;
     let mut runs = Vec::new();
-    for (_kind, start) in enabled(&ctx.config) {
-        for namespace in namespaces(&ctx.config) {
-            runs.push(start(ctx.clone(), namespace, stop.clone()));
+    for (_kind, start, scope) in enabled(&ctx.config) {
+        match scope {
+            Scope::Cluster => runs.push(start(ctx.clone(), None, stop.clone())),
+            Scope::Namespaced => {
+                for namespace in namespaces(&ctx.config) {
+                    runs.push(start(ctx.clone(), namespace, stop.clone()));
+                }
+            }
         }
     }
-    futures::future::join_all(runs).await;
+    let evict = {
+        let ctx = ctx.clone();
+        let mut stop = stop.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        ctx.external.providers.evict_idle(Duration::from_secs(3600)).await;
+                    }
+                    _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+                }
+            }
+        }
+    };
+    futures::future::join(futures::future::join_all(runs), evict).await;
+    ctx.external.providers.shutdown().await;
 }
 
 /// The namespaces to watch: `[None]` for all.
@@ -94,7 +155,7 @@ pub fn namespaces(config: &Config) -> Vec<Option<String>> {
 /// a metadata-only watch of Secrets that maps them back to their owner. Secret data never
 /// enters a cache; `K` is read whole when reconciled. `on_delete` runs for every deleted
 /// `K` (after its failure count is forgotten).
-pub fn controller<K: Reconciled>(
+pub fn controller<K: Reconciled<Scope = NamespaceResourceScope>>(
     ctx: &Arc<Context>,
     namespace: Option<&str>,
     label_selector: &str,
@@ -110,6 +171,24 @@ pub fn controller<K: Reconciled>(
                 Api::namespaced(client, ns),
             ),
         };
+    controller_for(
+        ctx,
+        objects,
+        own_secrets.then_some(secrets),
+        label_selector,
+        on_delete,
+    )
+}
+
+/// [`controller`] for the objects `objects` lists (cluster-scoped kinds: `Api::all`),
+/// owning the Secrets `secrets` lists, if any.
+pub fn controller_for<K: Reconciled>(
+    ctx: &Arc<Context>,
+    objects: Api<PartialObjectMeta<K>>,
+    secrets: Option<Api<PartialObjectMeta<Secret>>>,
+    label_selector: &str,
+    on_delete: impl Fn(&PartialObjectMeta<K>) + Send + Sync + 'static,
+) -> Controller<PartialObjectMeta<K>> {
     let mut config = watcher::Config::default();
     if !label_selector.is_empty() {
         config = config.labels(label_selector);
@@ -134,7 +213,7 @@ pub fn controller<K: Reconciled>(
     };
     let mut controller = Controller::for_stream(trigger, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(workers));
-    if own_secrets {
+    if let Some(secrets) = secrets {
         let owned = watcher(secrets, config).default_backoff().touched_objects();
         controller = controller.owns_stream(owned);
     }
@@ -152,14 +231,30 @@ pub async fn drive<K, F, Fut>(
     F: FnMut(Arc<PartialObjectMeta<K>>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    controller
+    let mut stopped = stop.clone();
+    let run = controller
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
         .run(reconcile, error_policy::<K>, ctx)
-        .for_each(|_| std::future::ready(()))
-        .await;
+        .for_each(|_| std::future::ready(()));
+    // In-flight reconciles get a grace period; a controller that cannot drain (its watch
+    // forbidden, say) does not hold up the shutdown beyond it.
+    let deadline = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        _ = run => {}
+        _ = deadline => tracing::warn!(
+            kind = %K::kind(&()),
+            "reconciler did not stop within {SHUTDOWN_GRACE:?}; abandoned"
+        ),
+    }
 }
+
+/// How long in-flight reconciles may run on after a stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Reconcile on spec changes (generation) and on annotation changes (they set the scope);
 /// status writes and other metadata changes are ignored, as upstream.
@@ -189,9 +284,15 @@ pub fn error_policy<K: Reconciled>(
 
 /// After failed attempt number `attempt`: transient API errors are retried with backoff
 /// without limit (nothing is lost); decryption and ownership failures `max_retries` times,
-/// then wait for the next change; immutable conflicts are not retried.
+/// then wait for the next change; immutable conflicts are not retried. Failures of a
+/// secret provider back off from 1 s (as ESO), so that a failing store is not hammered;
+/// the others from 5 ms (as sealed-secrets).
 pub fn retry_action(error: &Error, attempt: u32, max_retries: u32) -> Action {
-    let backoff = Duration::from_millis(5u64.saturating_mul(1 << attempt.min(17))).min(
+    let base: u64 = match error {
+        Error::Provider(_) | Error::Sync(_) => 1000,
+        _ => 5,
+    };
+    let backoff = Duration::from_millis(base.saturating_mul(1 << attempt.min(17))).min(
         Duration::from_secs(300), // upstream: 5 ms doubling to 1000 s; 5 min keeps it responsive
     );
     match error {
@@ -234,6 +335,11 @@ mod tests {
         assert_eq!(
             retry_action(&Error::Immutable("x".into()), 1, 5),
             Action::await_change()
+        );
+        let provider = Error::Sync("store not found".into());
+        assert_eq!(
+            retry_action(&provider, 1, u32::MAX),
+            Action::requeue(Duration::from_secs(2))
         );
     }
 

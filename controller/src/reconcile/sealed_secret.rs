@@ -26,7 +26,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::watch;
 
-use super::secret::{self, Applied, DIGEST_ANNOTATION, Owner, SecretData, is_controlled_by};
+use super::secret::{self, Applied, DIGEST_ANNOTATION, SecretData, Writer, is_controlled_by};
 use super::{Reconciled, status};
 use crate::Error;
 use crate::config::Config;
@@ -168,15 +168,18 @@ async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Applied, Error> {
     let key = unsealed.key.clone();
     let desired = desired_secret(ss, unsealed);
     let uid = ss.uid();
-    let owner = Owner {
-        uid: uid.as_deref(),
-        kind: gitseal_api::SEALED_SECRET_KIND,
-    };
     let digest = key
         .as_deref()
         .map(|key| move |secret: &Secret| digest(key, ss, secret));
-    let digest = digest.as_ref().map(|f| f as secret::Digest<'_>);
-    let applied = secret::apply(&api, existing, desired, owner, digest).await?;
+    let writer = Writer {
+        kind: gitseal_api::SEALED_SECRET_KIND,
+        ownership: &|existing| secret::ownership(existing, uid.as_deref()),
+        digest: digest
+            .as_ref()
+            .map(|f| (DIGEST_ANNOTATION, f as secret::Digest<'_>)),
+        field_manager: None,
+    };
+    let applied = secret::apply(&api, existing, desired, &writer).await?;
     if applied != Applied::Unchanged {
         ctx.event(
             ss,
@@ -386,7 +389,7 @@ mod tests {
         let ss = sealed(serde_json::json!({}));
         let mut secret = desired_secret(&ss, unsealed(&[("password", "s3cret")]));
         let f = |s: &Secret| digest(key, &ss, s);
-        secret::seal_digest(&mut secret, Some(&f));
+        secret::seal_digest(&mut secret, Some((DIGEST_ANNOTATION, &f)));
         let recorded = secret.annotations()[DIGEST_ANNOTATION].clone();
         assert!(recorded.starts_with(&format!("{}:", key.id)));
         assert_eq!(

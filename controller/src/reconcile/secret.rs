@@ -1,12 +1,12 @@
 //! The one Secret writer: every reconciler hands [`apply`] the Secret it wants, and this
 //! module decides whether it may be written, writes it, and says what it did.
 //!
-//! - **Ownership** ([`Ownership`]): a Secret controlled by the reconciled object (an
-//!   ownerReference with `controller: true` and its uid), or annotated
-//!   `sealedsecrets.bitnami.com/managed: "true"`, is replaced; one annotated
-//!   `sealedsecrets.bitnami.com/patch: "true"` gets the desired data, labels and annotations
-//!   merged in; any other is refused with [`Error::Unmanaged`] and left untouched. Nothing
-//!   here ever deletes a Secret.
+//! - **Ownership** ([`Ownership`], decided per kind — [`ownership`] for SealedSecrets): a
+//!   Secret controlled by the reconciled object (an ownerReference with `controller: true`
+//!   and its uid), or annotated `sealedsecrets.bitnami.com/managed: "true"`, is replaced;
+//!   one annotated `sealedsecrets.bitnami.com/patch: "true"` gets the desired data, labels
+//!   and annotations merged in; any other is refused with [`Error::Unmanaged`] and left
+//!   untouched. The only deletion is [`delete_owned`], of a Secret the object controls.
 //! - **Immutable** Secrets whose data would change are refused with [`Error::Immutable`].
 //! - **Digest**: the caller's digest function is applied to the final Secret and recorded
 //!   under [`DIGEST_ANNOTATION`] (see `sealed_secret`), so the next reconcile can tell that
@@ -91,13 +91,17 @@ pub enum Applied {
     Unchanged,
 }
 
-/// The object a Secret is written for.
-#[derive(Clone, Copy, Debug)]
-pub struct Owner<'a> {
-    /// Its uid (an ownerReference with it and `controller: true` marks its Secrets).
-    pub uid: Option<&'a str>,
-    /// Its kind, for the refusal message (`SealedSecret`).
+/// Who writes a Secret, and how.
+pub struct Writer<'a> {
+    /// The writing object's kind, for refusals (`SealedSecret`).
     pub kind: &'static str,
+    /// How an existing Secret may be written (e.g. [`ownership`] for the object's uid).
+    pub ownership: &'a (dyn Fn(&Secret) -> Ownership + Sync),
+    /// The annotation the digest of the final Secret is recorded under, and the digest
+    /// function (`None`: [`DIGEST_ANNOTATION`] is removed).
+    pub digest: Option<(&'static str, Digest<'a>)>,
+    /// The field manager of the writes (`None`: the client's default).
+    pub field_manager: Option<String>,
 }
 
 /// How an existing Secret may be written, from its ownerReferences and annotations.
@@ -183,18 +187,21 @@ pub fn merged(
 /// annotation itself left out).
 pub type Digest<'a> = &'a (dyn Fn(&Secret) -> String + Sync);
 
-/// Records `digest` of `secret` under [`DIGEST_ANNOTATION`] (removes it without one).
-pub fn seal_digest(secret: &mut Secret, digest: Option<Digest<'_>>) {
+/// Records `digest` of `secret` under its annotation (with the annotation itself left
+/// out of what is digested); without one, removes [`DIGEST_ANNOTATION`].
+pub fn seal_digest(secret: &mut Secret, digest: Option<(&str, Digest<'_>)>) {
     let annotations = secret.metadata.annotations.get_or_insert_default();
-    annotations.remove(DIGEST_ANNOTATION);
-    if let Some(digest) = digest {
-        let value = digest(secret);
-        secret
-            .metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(DIGEST_ANNOTATION.into(), value);
-    }
+    let Some((annotation, digest)) = digest else {
+        annotations.remove(DIGEST_ANNOTATION);
+        return;
+    };
+    annotations.remove(annotation);
+    let value = digest(secret);
+    secret
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(annotation.into(), value);
 }
 
 /// Whether writing `updated` over `existing` would change nothing the controller sets.
@@ -206,32 +213,35 @@ fn same(updated: &Secret, existing: &Secret) -> bool {
         && updated.type_ == existing.type_
 }
 
-/// Writes `desired` for `owner` over `existing` (as read just before; `None`: absent),
-/// recording `digest`. Refuses Secrets that `owner` does not own and immutable Secrets
-/// that would change.
+/// Writes `desired` over `existing` (as read just before; `None`: absent) as `writer`
+/// says, recording its digest. Refuses Secrets the writer may not write and immutable
+/// Secrets that would change.
 pub async fn apply(
     api: &Api<Secret>,
     existing: Option<SecretData>,
     mut desired: SecretData,
-    owner: Owner<'_>,
-    digest: Option<Digest<'_>>,
+    writer: &Writer<'_>,
 ) -> Result<Applied, Error> {
+    let params = PostParams {
+        field_manager: writer.field_manager.clone(),
+        ..PostParams::default()
+    };
     let Some(existing) = existing else {
-        seal_digest(&mut desired, digest);
-        let created = api.create(&PostParams::default(), &desired).await;
+        seal_digest(&mut desired, writer.digest);
+        let created = api.create(&params, &desired).await;
         drop(desired);
         drop(SecretData(created.map_err(Error::Write)?));
         tracing::info!("Secret created");
         return Ok(Applied::Created);
     };
     let name = existing.name_any();
-    let Some(mut updated) = merged(&existing, desired, ownership(&existing, owner.uid)) else {
+    let Some(mut updated) = merged(&existing, desired, (writer.ownership)(&existing)) else {
         return Err(Error::Unmanaged {
             secret: name,
-            by: owner.kind,
+            by: writer.kind,
         });
     };
-    seal_digest(&mut updated, digest);
+    seal_digest(&mut updated, writer.digest);
     if same(&updated, &existing) {
         return Ok(Applied::Unchanged);
     }
@@ -239,11 +249,39 @@ pub async fn apply(
         return Err(Error::Immutable(IMMUTABLE_MESSAGE.into()));
     }
     drop(existing);
-    let replaced = api.replace(&name, &PostParams::default(), &updated).await;
+    let replaced = api.replace(&name, &params, &updated).await;
     drop(updated);
     drop(SecretData(replaced.map_err(Error::Write)?));
     tracing::info!("Secret updated");
     Ok(Applied::Updated)
+}
+
+/// Deletes `existing` if the object with `uid` controls it (with the uid as a
+/// precondition, so a Secret recreated meanwhile is not touched); otherwise leaves it.
+/// Returns whether it was deleted. Gone already counts as deleted.
+pub async fn delete_owned(
+    api: &Api<Secret>,
+    existing: &Secret,
+    uid: Option<&str>,
+) -> Result<bool, Error> {
+    if !is_controlled_by(existing, uid) {
+        return Ok(false);
+    }
+    let params = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: existing.uid(),
+            resource_version: None,
+        }),
+        ..kube::api::DeleteParams::default()
+    };
+    match api.delete(&existing.name_any(), &params).await {
+        Ok(_) => {
+            tracing::info!("Secret deleted");
+            Ok(true)
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(true),
+        Err(e) => Err(Error::Write(e)),
+    }
 }
 
 #[cfg(test)]
@@ -340,7 +378,7 @@ mod tests {
             assert!(!s.annotations().contains_key(DIGEST_ANNOTATION));
             format!("k:{}", s.data.as_ref().unwrap().len())
         };
-        seal_digest(&mut s, Some(&digest));
+        seal_digest(&mut s, Some((DIGEST_ANNOTATION, &digest)));
         assert_eq!(s.annotations()[DIGEST_ANNOTATION], "k:1");
         seal_digest(&mut s, None);
         assert!(s.annotations().is_empty());

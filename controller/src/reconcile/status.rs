@@ -121,13 +121,19 @@ pub async fn write<K: Conditioned>(
         return Ok(());
     };
     let api: Api<K> = Api::namespaced(client.clone(), &object.namespace().unwrap_or_default());
-    let patch = serde_json::json!({ "status": K::status(generation, conditions) });
+    let status = serde_json::json!(K::status(generation, conditions));
+    patch(&api, &object.name_any(), status).await
+}
+
+/// Merge-patches `status` into the status of the object `name` of `api` (any kind). An
+/// object deleted meanwhile is not an error.
+pub async fn patch<K>(api: &Api<K>, name: &str, status: serde_json::Value) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let body = serde_json::json!({ "status": status });
     match api
-        .patch_status(
-            &object.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
         .await
     {
         Ok(_) => Ok(()),

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use clap::Parser;
-use gitseal_api::{SealedSecret, sealed_secret_crd};
+use gitseal_api::SealedSecret;
 use gitseal_controller::{Config, Running};
 use gitseal_crypto::sealed::{Certificate, Scope, seal};
 use gitseal_testkit::TestServer;
@@ -29,9 +29,11 @@ impl Cluster {
         let server = TestServer::start().await.expect("test server starts");
         let client = server.client().await;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.create(&PostParams::default(), &sealed_secret_crd())
-            .await
-            .expect("CRD created");
+        for (file, crd) in gitseal_api::crds() {
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .unwrap_or_else(|e| panic!("CRD {file} created: {e}"));
+        }
         let cluster = Self { server, client };
         for ns in [CONTROLLER_NS, NS, "other"] {
             cluster.namespace(ns).await;

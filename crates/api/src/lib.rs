@@ -1,8 +1,9 @@
 //! # gitseal-api
 //!
 //! Kubernetes API types shared by the gitseal CLI and controller: the custom resources
-//! (SealedSecret now; SopsSecret, ExternalSecret, SecretStore and ClusterSecretStore come
-//! with their reconcilers), their conditions and the well-known labels and annotations.
+//! (SealedSecret; the External Secrets Operator kinds ExternalSecret, SecretStore,
+//! ClusterSecretStore and ClusterExternalSecret of `external-secrets.io/v1`; SopsSecret
+//! comes with its reconciler), their conditions and the well-known labels and annotations.
 //!
 //! [`crds`] lists every CustomResourceDefinition the controller serves and [`crd_yaml`]
 //! renders them as the chart's `crds/` files; the `crdgen` binary writes those files
@@ -17,8 +18,32 @@
 //! }"#).unwrap();
 //! assert_eq!(ss.spec.encrypted_data["password"], "AgB...");
 //! ```
+//!
+//! The External Secrets Operator kinds read both `v1` and `v1beta1` manifests (same
+//! schema); enum-like fields read leniently (an unknown value reads as the default, as
+//! ESO's Go `switch` does) and the CRDs' schema enums and CEL rules reject bad input at
+//! apply time:
+//!
+//! ```
+//! use gitseal_api::{CreationPolicy, DecodingStrategy, ExternalSecret, StoreKind};
+//! let es: ExternalSecret = serde_json::from_str(r#"{
+//!   "apiVersion": "external-secrets.io/v1beta1", "kind": "ExternalSecret",
+//!   "metadata": {"name": "db", "namespace": "prod"},
+//!   "spec": {"secretStoreRef": {"name": "vault"},
+//!            "data": [{"secretKey": "password", "remoteRef": {"key": "db", "property": "pw"}}]}
+//! }"#).unwrap();
+//! assert_eq!(es.spec.secret_store_ref.unwrap().kind, StoreKind::SecretStore);
+//! assert_eq!(es.spec.target.creation_policy, CreationPolicy::Owner);
+//! assert_eq!(es.spec.data[0].remote_ref.decoding_strategy, DecodingStrategy::None);
+//! ```
 
+mod cluster_external_secret;
+mod eso_schema;
+#[cfg(test)]
+mod eso_tests;
+mod external_secret;
 mod sealed_secret;
+mod store;
 mod unseal;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -28,6 +53,31 @@ pub use sealed_secret::{
     sealed_secret_crd,
 };
 pub use unseal::{LegacyMeta, UnsealFailure, Unsealed};
+
+pub use cluster_external_secret::{
+    ClusterExternalSecret, ClusterExternalSecretNamespaceFailure, ClusterExternalSecretSpec,
+    ClusterExternalSecretStatus, ExternalSecretMetadata, cluster_external_secret_crd,
+};
+pub use external_secret::{
+    ConversionStrategy, CreationPolicy, DecodingStrategy, DeletionPolicy, ExternalSecret,
+    ExternalSecretCondition, ExternalSecretData, ExternalSecretDataFromRemoteRef,
+    ExternalSecretDataRemoteRef, ExternalSecretFind, ExternalSecretRewrite, ExternalSecretSpec,
+    ExternalSecretStatus, ExternalSecretTarget, ExternalSecretTemplate,
+    ExternalSecretTemplateMetadata, FindName, GeneratorRef, MAX_DATA_ITEMS, MAX_LIST_ITEMS,
+    ManifestReference, MetadataPolicy, RefreshPolicy, RewriteRegexp, RewriteTransform,
+    SecretBinding, SecretStoreRef, StoreGeneratorSourceRef, StoreKind, StoreSourceRef,
+    TemplateFrom, TemplateMergePolicy, TemplateRef, TemplateRefItem, TemplateScope,
+    external_secret_crd,
+};
+pub use store::{
+    AwsAuth, AwsAuthSecretRef, AwsJwtAuth, AwsProvider, AwsSecretsManager, AwsServiceType, AwsTag,
+    CaProvider, CaProviderType, ClusterSecretStore, ClusterSecretStoreCondition,
+    ERR_NAMESPACE_NOT_ALLOWED, SecretKeySelector, SecretStore, SecretStoreProvider,
+    SecretStoreRetrySettings, SecretStoreSpec, SecretStoreStatus, ServiceAccountSelector,
+    VaultAppRole, VaultAuth, VaultClientTls, VaultJwtAuth, VaultKubernetesAuth,
+    VaultKubernetesServiceAccountTokenAuth, VaultKvVersion, VaultProvider,
+    cluster_secret_store_crd, secret_store_crd, validate_referent_namespace,
+};
 
 /// API group of SealedSecrets.
 pub const SEALED_SECRETS_GROUP: &str = "bitnami.com";
@@ -48,11 +98,53 @@ pub const ANNOTATION_PATCH: &str = "sealedsecrets.bitnami.com/patch";
 pub const ANNOTATION_SKIP_SET_OWNER_REFERENCES: &str =
     "sealedsecrets.bitnami.com/skip-set-owner-references";
 
+/// API group of the External Secrets Operator kinds.
+pub const EXTERNAL_SECRETS_GROUP: &str = "external-secrets.io";
+/// Storage API version of the External Secrets Operator kinds.
+pub const EXTERNAL_SECRETS_VERSION: &str = "v1";
+/// Older API version, still served (same schema).
+pub const EXTERNAL_SECRETS_VERSION_V1BETA1: &str = "v1beta1";
+/// `apiVersion` of ESO manifests.
+pub const EXTERNAL_SECRETS_API_VERSION: &str = "external-secrets.io/v1";
+/// Kind of an ExternalSecret.
+pub const EXTERNAL_SECRET_KIND: &str = "ExternalSecret";
+/// Kind of a SecretStore.
+pub const SECRET_STORE_KIND: &str = "SecretStore";
+/// Kind of a ClusterSecretStore.
+pub const CLUSTER_SECRET_STORE_KIND: &str = "ClusterSecretStore";
+/// Kind of a ClusterExternalSecret.
+pub const CLUSTER_EXTERNAL_SECRET_KIND: &str = "ClusterExternalSecret";
+
+/// Label (value `true`) on every Secret an ExternalSecret writes.
+pub const LABEL_MANAGED: &str = "reconcile.external-secrets.io/managed";
+/// Label with the hex SHA3-224 of `<namespace>/<name>` of the owning ExternalSecret
+/// (`creationPolicy: Owner`).
+pub const LABEL_CREATED_BY: &str = "reconcile.external-secrets.io/created-by";
+/// Annotation with the hash of the Secret's data as written (drift detection).
+pub const ANNOTATION_DATA_HASH: &str = "reconcile.external-secrets.io/data-hash";
+/// Annotation whose change forces a refresh (mirrored by ClusterExternalSecrets).
+pub const ANNOTATION_FORCE_SYNC: &str = "external-secrets.io/force-sync";
+
 pub use gitseal_crypto::sealed::{ANNOTATION_CLUSTER_WIDE, ANNOTATION_NAMESPACE_WIDE};
 
 /// Every CustomResourceDefinition of gitseal, with the file name it has in the chart.
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![("bitnami.com_sealedsecrets.yaml", sealed_secret_crd())]
+    vec![
+        ("bitnami.com_sealedsecrets.yaml", sealed_secret_crd()),
+        (
+            "external-secrets.io_externalsecrets.yaml",
+            external_secret_crd(),
+        ),
+        ("external-secrets.io_secretstores.yaml", secret_store_crd()),
+        (
+            "external-secrets.io_clustersecretstores.yaml",
+            cluster_secret_store_crd(),
+        ),
+        (
+            "external-secrets.io_clusterexternalsecrets.yaml",
+            cluster_external_secret_crd(),
+        ),
+    ]
 }
 
 /// Renders a CRD as the YAML file the chart ships.

@@ -1,8 +1,9 @@
 //! # gitseal-backends
 //!
 //! Asynchronous clients for the services outside the cluster that gitseal talks to:
-//! key services that wrap SOPS data keys (age identities, AWS KMS) and, later, the secret
-//! providers that ExternalSecrets read from (HashiCorp Vault KV, AWS Secrets Manager).
+//! key services that wrap SOPS data keys (age identities, AWS KMS) and the secret
+//! providers that ExternalSecrets read from (HashiCorp Vault / OpenBao KV; later AWS
+//! Secrets Manager).
 //! Each network backend sits behind its own Cargo feature.
 //!
 //! | you want to…                                          | use                              |
@@ -10,10 +11,16 @@
 //! | recover a SOPS file's data key                        | [`key::KeyServices::recover`], then `gitseal_crypto::sops::file::open` |
 //! | wrap a new data key for an age recipient              | [`key::AgeService`] ([`key::KeyService::wrap`]) |
 //! | wrap or unwrap with AWS KMS (one client per region, profile, role) | `kms::KmsService` (feature `aws-kms`) |
+//! | read ExternalSecret values from any provider          | [`provider::SecretProvider`] → [`provider::SecretMap`] |
+//! | read Vault / OpenBao KV v1 or v2 (one cached, renewed token per store and identity) | `vault::VaultClients` → `vault::VaultProvider` (feature `vault`) |
 //!
 //! Errors are [`key::KeyServiceError`]: `NotFound`, `AccessDenied`, `Unavailable` or
-//! `Invalid`, with a stable [`kind`](key::KeyServiceError::kind).
+//! `Invalid`, with a stable [`kind`](key::KeyServiceError::kind); secret providers return
+//! [`provider::ProviderError`], whose only variant that may delete anything is `NotFound`.
 
 pub mod key;
 #[cfg(feature = "aws-kms")]
 pub mod kms;
+pub mod provider;
+#[cfg(feature = "vault")]
+pub mod vault;

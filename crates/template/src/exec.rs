@@ -2,10 +2,12 @@
 
 use std::rc::Rc;
 
+use zeroize::Zeroizing;
+
 use crate::func::{Call, FuncDef, P};
 use crate::gofmt::{fmt_value, quoted};
 use crate::tree::{Arg, ArgKind, Cmd, Node, Pipe};
-use crate::value::{Buf, Meter, Value, copy};
+use crate::value::{Buf, ELEM_COST, Meter, Value, copy};
 use crate::{BYTES_PER_STEP, MAX_DEPTH, MAX_NESTING, MissingKey, Template};
 
 /// How a list of nodes ended: normally, or at `{{break}}` or `{{continue}}`.
@@ -41,9 +43,6 @@ pub(crate) struct Exec<'t, 'd> {
     pub(crate) at: Option<At<'t>>,
     /// The bytes left of the budget, shared with every buffer.
     pub(crate) meter: Rc<Meter>,
-    /// The steps left of the budget.
-    pub(crate) steps: u64,
-    pub(crate) max_steps: u64,
     /// The template rendered: its options and the templates it defines.
     pub(crate) template: &'t Template,
     /// The name of the template executing.
@@ -62,15 +61,7 @@ impl<'t, 'd> Exec<'t, 'd> {
 
     /// Spends `n` steps of the budget.
     pub(crate) fn step(&mut self, n: u64) -> Result<(), Fail> {
-        if n > self.steps {
-            self.steps = 0;
-            let max = self.max_steps;
-            return Err(self.fail(format!(
-                "the templates of this Secret exceed their budget of {max} steps"
-            )));
-        }
-        self.steps -= n;
-        Ok(())
+        self.meter.step(n).map_err(|m| self.fail(m))
     }
 
     /// A copy of `bytes` as a value, charged to the budget.
@@ -219,6 +210,37 @@ impl<'t, 'd> Exec<'t, 'd> {
                 for i in 0..n.max(0) {
                     ran = true;
                     if one(self, Value::Int(i), Value::Int(i))? == Flow::Break {
+                        break;
+                    }
+                }
+            }
+            Value::List(list) => {
+                // A snapshot, as Go's slice header is: the body may change nothing of it.
+                self.at = Some(At::Pipe(pipe));
+                let cost = list.0.len().saturating_mul(ELEM_COST);
+                self.meter.charge(cost).map_err(|m| self.fail(m))?;
+                let items = list.0.clone();
+                for (i, elem) in items.into_iter().enumerate() {
+                    ran = true;
+                    if one(self, Value::Int(i as i64), elem)? == Flow::Break {
+                        break;
+                    }
+                }
+            }
+            Value::Dict(dict) => {
+                // Go sorts the keys first; the body may `set` the dict meanwhile.
+                let items: Vec<(Zeroizing<Vec<u8>>, Value<'d>)> = {
+                    let map = dict.0.borrow();
+                    self.at = Some(At::Pipe(pipe));
+                    let keys: usize = map.keys().map(|k| k.0.len()).sum();
+                    self.meter.charge(keys).map_err(|m| self.fail(m))?;
+                    map.iter().map(|(k, v)| (k.0.clone(), v.clone())).collect()
+                };
+                for (key, elem) in items {
+                    ran = true;
+                    self.at = Some(At::Pipe(pipe));
+                    let key = Value::Str(Rc::new(key));
+                    if one(self, key, elem)? == Flow::Break {
                         break;
                     }
                 }
@@ -406,6 +428,21 @@ impl<'t, 'd> Exec<'t, 'd> {
                         }
                     }
                 }
+                Value::Dict(dict) => {
+                    if has_args && i + 1 == names.len() {
+                        return Err(self.fail(format!("{name} is not a method but has arguments")));
+                    }
+                    let found = dict.0.borrow().get(name.as_bytes()).cloned();
+                    match (found, self.template.missing_key) {
+                        (Some(item), _) => item,
+                        // The zero value of `interface{}` is nil.
+                        (None, MissingKey::Default | MissingKey::Zero) => Value::Nil,
+                        (None, MissingKey::Error) => {
+                            let name = quoted(name);
+                            return Err(self.fail(format!("map has no entry for key {name}")));
+                        }
+                    }
+                }
                 other => {
                     let what = other.type_name();
                     return Err(self.fail(format!("can't evaluate field {name} in type {what}")));
@@ -488,7 +525,7 @@ impl<'t, 'd> Exec<'t, 'd> {
         // Reading is work too: a function over a 4 MiB value costs 65,536 steps.
         let read: usize = argv.iter().map(Value::weight).sum();
         self.at = Some(call);
-        self.step((read / BYTES_PER_STEP) as u64)?;
+        self.step((read / BYTES_PER_STEP) as u64 + def.cost)?;
         function(argv, &self.meter).map_err(|msg| {
             self.at = Some(call);
             self.fail(format!("error calling {name}: {msg}"))
@@ -505,9 +542,20 @@ pub(crate) fn check_param<'d>(
 ) -> Result<Value<'d>, String> {
     let (want, ok) = match param {
         P::Any => return Ok(value),
+        // A nil map: Go passes it, and it reads as empty.
+        P::Dict if matches!(value, Value::Nil) => {
+            return Ok(Value::Dict(Rc::new(crate::value::Dict::default())));
+        }
+        P::Dict if literal.is_some() => {
+            let arg = literal.map(ToString::to_string).unwrap_or_default();
+            return Err(format!(
+                "can't handle {arg} for arg of type map[string]interface {{}}"
+            ));
+        }
         P::Str => ("string", matches!(value, Value::Str(_))),
         P::Int => ("int", matches!(value, Value::Int(_))),
         P::Bool => ("bool", matches!(value, Value::Bool(_))),
+        P::Dict => ("map[string]interface {}", matches!(value, Value::Dict(_))),
     };
     match literal {
         _ if ok => Ok(value),

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::func::text::decode_rune;
-use crate::value::{Buf, Value};
+use crate::value::{Buf, MAX_VALUE_DEPTH, Overflow, Value};
 
 /// Go's `fmt.Sprintf` for the verbs `%s %v %q %d %x %X %t %%`.
 pub(crate) fn printf(out: &mut Buf, format: &[u8], args: &[Value<'_>]) -> Result<(), String> {
@@ -60,6 +60,14 @@ pub(crate) fn printf(out: &mut Buf, format: &[u8], args: &[Value<'_>]) -> Result
 
 /// Go's `fmt` formatting of one value with one verb.
 pub(crate) fn fmt_value(out: &mut Buf, v: &Value<'_>, verb: char) {
+    fmt_at(out, v, verb, 0);
+}
+
+fn fmt_at(out: &mut Buf, v: &Value<'_>, verb: char, depth: usize) {
+    if depth > MAX_VALUE_DEPTH {
+        out.overflow = out.overflow.or(Some(Overflow::Depth));
+        return;
+    }
     match (v, verb) {
         (Value::Nil, 'v') => out.extend(b"<nil>"),
         (Value::Nil, _) => {
@@ -83,6 +91,7 @@ pub(crate) fn fmt_value(out: &mut Buf, v: &Value<'_>, verb: char) {
             escape_rune(out, c.unwrap_or('\u{fffd}'), b'\'');
             out.push(b'\'');
         }
+        (Value::Float(f), 'v') => go_float_g(out, *f),
         (Value::Bool(b), 't' | 'v') => {
             let _ = write!(out, "{b}");
         }
@@ -98,11 +107,137 @@ pub(crate) fn fmt_value(out: &mut Buf, v: &Value<'_>, verb: char) {
             }
             out.push(b']');
         }
+        (Value::List(list), _) => {
+            out.push(b'[');
+            for (i, elem) in list.0.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                fmt_at(out, elem, verb, depth + 1);
+                if out.overflow.is_some() {
+                    return;
+                }
+            }
+            out.push(b']');
+        }
+        (Value::Dict(dict), _) => {
+            out.extend(b"map[");
+            for (i, (k, elem)) in dict.0.borrow().iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                fmt_str(out, &k.0, verb);
+                out.push(b':');
+                fmt_at(out, elem, verb, depth + 1);
+                if out.overflow.is_some() {
+                    return;
+                }
+            }
+            out.push(b']');
+        }
         _ => {
             let _ = write!(out, "%!{verb}({}=", v.type_name());
-            fmt_value(out, v, 'v');
+            fmt_at(out, v, 'v', depth);
             out.push(b')');
         }
+    }
+}
+
+/// The shortest decimal digits of a finite, non-zero `f` and its decimal point position
+/// (`f` = 0.DIGITS × 10^point), without the sign.
+fn shortest_digits(f: f64) -> (String, i32) {
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    (digits, exp.parse::<i32>().unwrap_or(0) + 1)
+}
+
+/// Go's `strconv.FormatFloat(f, 'e', -1, 64)` (`json` drops the leading zero of a
+/// negative exponent, as `encoding/json` does).
+fn float_e(out: &mut Buf, f: f64, json: bool) {
+    let (digits, point) = shortest_digits(f);
+    if f.is_sign_negative() {
+        out.push(b'-');
+    }
+    out.extend(&digits.as_bytes()[..1]);
+    if digits.len() > 1 {
+        out.push(b'.');
+        out.extend(&digits.as_bytes()[1..]);
+    }
+    let exp = point - 1;
+    let sign = if exp < 0 { '-' } else { '+' };
+    let _ = if json && exp < 0 {
+        write!(out, "e{sign}{}", exp.unsigned_abs())
+    } else {
+        write!(out, "e{sign}{:02}", exp.unsigned_abs())
+    };
+}
+
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
+fn float_f(out: &mut Buf, f: f64) {
+    let (digits, point) = shortest_digits(f);
+    if f.is_sign_negative() {
+        out.push(b'-');
+    }
+    let d = digits.as_bytes();
+    let nd = d.len() as i32;
+    if point <= 0 {
+        out.extend(b"0.");
+        for _ in 0..-point {
+            out.push(b'0');
+        }
+        out.extend(d);
+    } else if point >= nd {
+        out.extend(d);
+        for _ in 0..point - nd {
+            out.push(b'0');
+        }
+    } else {
+        out.extend(&d[..point as usize]);
+        out.push(b'.');
+        out.extend(&d[point as usize..]);
+    }
+}
+
+/// The special values of Go's float formatting, or `None` for a finite non-zero one.
+fn float_special(f: f64) -> Option<&'static str> {
+    Some(match f {
+        _ if f.is_nan() => "NaN",
+        f64::INFINITY => "+Inf",
+        f64::NEG_INFINITY => "-Inf",
+        _ if f == 0.0 && f.is_sign_negative() => "-0",
+        _ if f == 0.0 => "0",
+        _ => return None,
+    })
+}
+
+/// Go's `%v` of a `float64`: `strconv.FormatFloat(f, 'g', -1, 64)`, which uses an
+/// exponent below 1e-4 and from 1e6 on (`1e+06`, but `123456`).
+pub(crate) fn go_float_g(out: &mut Buf, f: f64) {
+    if let Some(special) = float_special(f) {
+        out.extend(special.as_bytes());
+        return;
+    }
+    let (_, point) = shortest_digits(f);
+    let exp = point - 1;
+    if !(-4..6).contains(&exp) {
+        float_e(out, f, false);
+    } else {
+        float_f(out, f);
+    }
+}
+
+/// Go's `encoding/json` encoding of a finite `float64`.
+fn json_float(out: &mut Buf, f: f64) {
+    if let Some(special) = float_special(f) {
+        out.extend(special.as_bytes());
+        return;
+    }
+    let abs = f.abs();
+    if !(1e-6..1e21).contains(&abs) {
+        float_e(out, f, true);
+    } else {
+        float_f(out, f);
     }
 }
 
@@ -228,8 +363,25 @@ pub(crate) fn quoted(text: &str) -> String {
 }
 
 /// Go's `encoding/json` encoding of a value (`json.Marshal`, or
-/// `MarshalIndent(v, "", "  ")` when `pretty`); `html` escapes `<`, `>`, `&`.
-pub(crate) fn json(out: &mut Buf, v: &Value<'_>, html: bool, pretty: bool) {
+/// `MarshalIndent(v, "", "  ")` when `pretty`); `html` escapes `<`, `>`, `&`. False
+/// (with the output unfinished) for a value Go cannot encode: NaN or an infinity.
+pub(crate) fn json(out: &mut Buf, v: &Value<'_>, html: bool, pretty: bool) -> bool {
+    json_at(out, v, html, pretty, 0)
+}
+
+fn json_newline(out: &mut Buf, pretty: bool, depth: usize) {
+    if pretty {
+        out.push(b'\n');
+        out.spaces(2 * depth);
+    }
+}
+
+fn json_at(out: &mut Buf, v: &Value<'_>, html: bool, pretty: bool, depth: usize) -> bool {
+    if depth > MAX_VALUE_DEPTH {
+        out.overflow = out.overflow.or(Some(Overflow::Depth));
+        return true;
+    }
+    let colon: &[u8] = if pretty { b": " } else { b":" };
     match v {
         Value::Nil => out.extend(b"null"),
         Value::Bool(b) => {
@@ -238,6 +390,8 @@ pub(crate) fn json(out: &mut Buf, v: &Value<'_>, html: bool, pretty: bool) {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
+        Value::Float(f) if !f.is_finite() => return false,
+        Value::Float(f) => json_float(out, *f),
         Value::Str(s) => json_string(out, s, html),
         Value::Map(map) if map.is_empty() => out.extend(b"{}"),
         Value::Map(map) => {
@@ -246,19 +400,58 @@ pub(crate) fn json(out: &mut Buf, v: &Value<'_>, html: bool, pretty: bool) {
                 if i > 0 {
                     out.push(b',');
                 }
-                if pretty {
-                    out.extend(b"\n  ");
-                }
+                json_newline(out, pretty, depth + 1);
                 json_string(out, k.as_bytes(), html);
-                out.extend(if pretty { b": " } else { b":" });
+                out.extend(colon);
                 json_string(out, val, html);
             }
-            if pretty {
-                out.push(b'\n');
+            json_newline(out, pretty, depth);
+            out.push(b'}');
+        }
+        Value::List(list) if list.0.is_empty() => out.extend(b"[]"),
+        Value::List(list) => {
+            out.push(b'[');
+            for (i, elem) in list.0.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_newline(out, pretty, depth + 1);
+                if !json_at(out, elem, html, pretty, depth + 1) {
+                    return false;
+                }
+                if out.overflow.is_some() {
+                    return true;
+                }
             }
+            json_newline(out, pretty, depth);
+            out.push(b']');
+        }
+        Value::Dict(dict) => {
+            let dict = dict.0.borrow();
+            if dict.is_empty() {
+                out.extend(b"{}");
+                return true;
+            }
+            out.push(b'{');
+            for (i, (k, elem)) in dict.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_newline(out, pretty, depth + 1);
+                json_string(out, &k.0, html);
+                out.extend(colon);
+                if !json_at(out, elem, html, pretty, depth + 1) {
+                    return false;
+                }
+                if out.overflow.is_some() {
+                    return true;
+                }
+            }
+            json_newline(out, pretty, depth);
             out.push(b'}');
         }
     }
+    true
 }
 
 pub(crate) fn json_string(out: &mut Buf, s: &[u8], html: bool) {

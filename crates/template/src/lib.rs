@@ -1,10 +1,12 @@
 //! # gitseal-template
 //!
 //! Go's [`text/template`](https://pkg.go.dev/text/template) for gitseal, with the
-//! function set of the program whose templates it renders: the
+//! function set of the program whose templates it renders, chosen as a [`Dialect`]: the
 //! [Sprig](https://masterminds.github.io/sprig/) functions that Bitnami's sealed-secrets
-//! controller offers for a SealedSecret's `spec.template.data`. Sync, no I/O; output and
-//! work are bounded, and values are wiped from memory when dropped.
+//! controller offers for a SealedSecret's `spec.template.data`
+//! ([`Dialect::SealedSecrets`], the default), or the External Secrets Operator's template
+//! engine v2 ([`Dialect::ExternalSecrets`]). Sync, no I/O; output and work are bounded,
+//! and values are wiped from memory when dropped.
 //!
 //! ## Which call do I need?
 //!
@@ -14,6 +16,7 @@
 //! | render all the templates of one Secret within one budget      | [`Budget::new`], [`Template::render_with_budget`] |
 //! | other delimiters, `missingkey=error`, another function set    | [`Options`], [`Template::parse_with`]   |
 //! | list the functions of a dialect                               | [`Dialect::function_names`]             |
+//! | render an ExternalSecret's templates as ESO does              | [`Options::new`]`(`[`Dialect::ExternalSecrets`]`)` with [`MissingKey::Error`] |
 //!
 //! Parse each template once and render it as often as needed: a [`Template`] holds the
 //! parse tree with every function already resolved.
@@ -127,6 +130,109 @@
 //!   Unicode 16.
 //! - Error messages of `range` over a value it cannot iterate name the type of the
 //!   value, not the value (Go prints it).
+//!
+//! ## The External Secrets dialect
+//!
+//! [`Dialect::ExternalSecrets`] is ESO's template engine v2 (`engineVersion: v2`): Go's
+//! `text/template` with Sprig 3.3's text functions (less `env`, `expandenv` and
+//! `getHostByName`) and ESO's own. ESO renders `target.template.data`, `templateFrom`
+//! and `rewrite[].transform.template` against a map of the fetched keys (as strings)
+//! with `missingkey=error`, and with the delimiters of its `--template-left-delimiter`
+//! and `--template-right-delimiter` flags (`{{ }}` by default):
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use gitseal_template::{Dialect, MissingKey, Options, Template};
+//!
+//! let eso = Options::new(Dialect::ExternalSecrets).missing_key(MissingKey::Error);
+//! let t = Template::parse_with(
+//!     ".dockerconfigjson",
+//!     r#"{{ dict "auths" (dict "r.io" (dict "auth" (printf "%s:%s" .user .pass | b64enc))) | toJson }}"#,
+//!     &eso,
+//! )?;
+//! let fetched = BTreeMap::from([("user", "u"), ("pass", "p")].map(|(k, v)| (k.to_string(), v)));
+//! assert_eq!(&t.render(&fetched)?[..], br#"{"auths":{"r.io":{"auth":"dTpw"}}}"#);
+//! # Ok::<(), gitseal_template::TemplateError>(())
+//! ```
+//!
+//! Everything said above of the syntax, of Go's built-ins and of the deliberate
+//! differences holds here too. Besides strings, integers and booleans, values may be:
+//!
+//! - lists (Go's `[]interface{}`, from `list`, `splitList`, `fromJson`...), printed
+//!   `[a b c]`, and dicts (`map[string]interface{}`, from `dict`, `split`, `fromJson`...),
+//!   printed `map[a:1 b:2]` in key order. `range`, `index`, `len`, `.field` (on dicts),
+//!   `toJson` and `toYaml` work on both. A dict is shared, as Go's maps are: `set` changes
+//!   it for every holder;
+//! - floats (`float64`, from `fromJson`, whose numbers are all floats, and `float64`),
+//!   printed as Go prints them: `8080`, `1.5`, `1e+06`; `toJson` writes `1e+21`.
+//!   Float literals (`1.5`) remain refused.
+//!
+//! ### Functions
+//!
+//! Go's built-ins, then:
+//!
+//! - defaults and logic: `default`, `empty`, `coalesce`, `ternary`, `all`, `any`,
+//!   `deepEqual`, `fail`;
+//! - strings: `quote`, `squote`, `cat`, `upper`, `lower`, `title`, `trim`, `trimAll`
+//!   (`trimall`), `trimPrefix`, `trimSuffix`, `nospace`, `replace`, `repeat`, `substr`,
+//!   `trunc`, `contains`, `hasPrefix`, `hasSuffix`, `indent`, `nindent`, `plural`, `split`
+//!   (a dict `_0`, `_1`...), `splitList`, `splitn`, `join`, `toStrings`, `sortAlpha`,
+//!   `toString`;
+//! - encodings and hashes: `b64enc`, `b64dec`, `sha1sum`, `sha256sum`, `sha512sum`,
+//!   `adler32sum`, `htpasswd USER PASSWORD ALGORITHM` (`"sha"` for `{SHA}`, anything else
+//!   bcrypt at Go's cost 10, `$2a$`), `bcrypt`;
+//! - JSON and YAML: `toJson`, `mustToJson`, `toRawJson`, `mustToRawJson`,
+//!   `toPrettyJson`, `mustToPrettyJson`, `fromJson` (nil for text that is not JSON),
+//!   `mustFromJson`, `toYaml` (`sigs.k8s.io/yaml`: keys in go-yaml v2's order, strings
+//!   quoted only where YAML 1.1 needs it, multi-line strings as `|` blocks, lines folded
+//!   after column 80);
+//! - numbers (`cast`'s conversions; 0 for what does not convert): `atoi`, `int`,
+//!   `int64`, `float64`, `add`, `add1`, `sub`, `mul`, `div`, `mod`, `max` (`biggest`),
+//!   `min`;
+//! - lists: `list` (`tuple`), `first`, `last`, `rest`, `initial`, `reverse`, `append`
+//!   (`push`), `prepend`, `concat`, `uniq`, `without`, `compact`, `has`, and their `must`
+//!   forms;
+//! - dicts: `dict`, `get` (`""` when missing), `set`, `unset`, `hasKey`, `keys`, `values`,
+//!   `pluck`, `pick`, `omit`;
+//! - regular expressions (Go's RE2 syntax): `regexMatch`, `regexFind`, `regexFindAll`,
+//!   `regexReplaceAll`, `regexReplaceAllLiteral`, `regexSplit`, their `must` forms, and
+//!   `regexQuoteMeta`;
+//! - ESO's `filterPEM TYPE PEM`: the PEM blocks of one type, as Go re-encodes them.
+//!
+//! Not available (a parse error, `function "NAME" not defined`): `env`, `expandenv` and
+//! `getHostByName`, as in ESO; the random and clock functions (`randAlphaNum`,
+//! `randBytes`, `uuidv4`, `now`, `date` and the other date functions, `genPrivateKey`,
+//! `genCA`...), since a template must render the same Secret each time and must not
+//! generate secrets; and, not implemented yet, `fromYaml`, ESO's `pkcs12key`,
+//! `pkcs12keyPass`, `pkcs12cert`, `pkcs12certPass`, `pemToPkcs12`, `pemToPkcs12Pass`,
+//! `fullPemToPkcs12`, `fullPemToPkcs12Pass`, `pemTruststoreToPKCS12`,
+//! `pemTruststoreToPKCS12Pass`, `filterCertChain`, `certSANs`, `jwkPublicKeyPem`,
+//! `jwkPrivateKeyPem`, `rsaDecrypt`, and Sprig's `abbrev`, `abbrevboth`, `initials`,
+//! `untitle`, `swapcase`, `wrap`, `wrapWith`, the case conversions (`camelcase`,
+//! `snakecase`, `kebabcase`), `b32enc`, `b32dec`, `hexdec`, `seq`, `until`, `untilStep`,
+//! `addf` and the other float arithmetic, `ceil`, `floor`, `round`, `toDecimal`,
+//! `chunk`, `slice`, `dig`, `merge` and its forms, `deepCopy`, the `typeOf`/`kindOf`
+//! family, the path and URL functions, `semver`, `semverCompare`, `encryptAES`,
+//! `decryptAES`, `derivePassword`, `mustToDate` and `hello`.
+//!
+//! ### Differences from ESO
+//!
+//! - `keys` and `values` list a dict in key order; Go's order is random.
+//! - `set` refuses to put a dict inside itself (Go would build a cycle that nothing can
+//!   print), and lists and dicts nest at most 100 deep when printed or encoded.
+//! - Messages never contain a value: `mustFromJson`'s leave out the offending character
+//!   (`invalid character looking for beginning of value`), `substr`'s the bounds,
+//!   regular expression errors the pattern, and `fail`'s its message.
+//! - `htpasswd` and `bcrypt` each cost 1% of [`MAX_STEPS`]: a Secret's templates may
+//!   compute at most 100 bcrypt hashes. Comparisons (`uniq`, `has`, `without`) cost steps
+//!   too, and every list or dict element counts against [`MAX_TOTAL_LEN`].
+//! - Regular expressions are run by Rust's `regex` crate: `\d`, `\w`, `\s` and `\b` are
+//!   ASCII-only as in Go, but a pattern that only one of the two accepts (such as `a{`,
+//!   a literal in Go) is an error here, and invalid UTF-8 in the subject is not matched by
+//!   `.` as Go does. Compiled patterns are limited to 1 MiB.
+//! - `toYaml` refuses keys longer than 128 bytes or of several lines (go-yaml writes them
+//!   as `? ` complex keys), and line breaks other than `\n` in single-quoted or block
+//!   strings.
 
 mod exec;
 mod func;
@@ -142,6 +248,8 @@ mod value;
 mod tests;
 #[cfg(test)]
 mod tests_actions;
+#[cfg(test)]
+mod tests_eso;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -327,14 +435,14 @@ impl Template {
         let meter = Rc::new(Meter {
             left: Cell::new(budget.bytes),
             max: budget.max_bytes,
+            steps: Cell::new(budget.steps),
+            max_steps: budget.max_steps,
         });
         let mut exec = Exec {
             vars: vec![("$", dot.clone())],
             out: Buf::new(&meter),
             at: None,
             meter: meter.clone(),
-            steps: budget.steps,
-            max_steps: budget.max_steps,
             template: self,
             current: &self.name,
             depth: 0,
@@ -348,7 +456,7 @@ impl Template {
             Ok(())
         });
         budget.bytes = meter.left.get();
-        budget.steps = exec.steps;
+        budget.steps = meter.steps.get();
         let Err(fail) = result else {
             return Ok(Rendered(exec.out.bytes));
         };

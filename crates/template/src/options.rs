@@ -9,6 +9,11 @@ pub enum Dialect {
     /// keeps (no `env`, `expandenv` or `getHostByName`). See the crate docs for the list.
     #[default]
     SealedSecrets,
+    /// The External Secrets Operator's template engine v2 (`engineVersion: v2`): Sprig's
+    /// text functions less `env`, `expandenv` and `getHostByName`, plus ESO's own
+    /// (`toYaml`, `filterPEM`, ...). See the crate docs for the list. Render with
+    /// [`MissingKey::Error`], as ESO does.
+    ExternalSecrets,
 }
 
 impl Dialect {

@@ -76,7 +76,7 @@ impl ApiError {
             .iter()
             .map(|e| {
                 let (field, message) = e.split_once(": ").unwrap_or(("", e));
-                json!({"reason": "FieldValueInvalid", "message": message, "field": field})
+                json!({"reason": cause_reason(message), "message": message, "field": field})
             })
             .collect();
         let message = match errors {
@@ -184,4 +184,21 @@ fn qualified(plural: &str, group: &str) -> String {
 
 fn group_or_core(group: &str) -> &str {
     if group.is_empty() { "core" } else { group }
+}
+
+/// The `reason` of a field error's cause, from the error's wording.
+fn cause_reason(message: &str) -> &'static str {
+    const REASONS: [(&str, &str); 7] = [
+        ("Required value", "FieldValueRequired"),
+        ("Forbidden", "FieldValueForbidden"),
+        ("Unsupported value", "FieldValueNotSupported"),
+        ("Duplicate value", "FieldValueDuplicate"),
+        ("Too long", "FieldValueTooLong"),
+        ("Too many", "FieldValueTooMany"),
+        ("Not found", "FieldValueNotFound"),
+    ];
+    REASONS
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("FieldValueInvalid", |(_, reason)| reason)
 }

@@ -16,8 +16,10 @@
 //! # Ok(()) }
 //! ```
 
+mod cel_validation;
 mod error;
 mod fields;
+pub mod openbao;
 mod patch;
 mod protobuf;
 mod registry;
@@ -136,6 +138,12 @@ impl TestServer {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The PEM public key that verifies the service account tokens this server issues
+    /// (ES256), for relying parties such as Vault's JWT auth (`jwt_validation_pubkeys`).
+    pub fn service_account_public_key_pem(&self) -> String {
+        self.shared.token_public_key_pem()
     }
 
     /// The bearer token with full access.

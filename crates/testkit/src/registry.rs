@@ -27,6 +27,8 @@ pub struct ResourceType {
     pub schema: Option<Value>,
     /// Whether the type comes from a CustomResourceDefinition.
     pub custom: bool,
+    /// The `additionalPrinterColumns` of a custom resource version (server-side printing).
+    pub printer_columns: Vec<Value>,
 }
 
 impl ResourceType {
@@ -43,6 +45,7 @@ impl ResourceType {
             generation: false,
             schema: None,
             custom: false,
+            printer_columns: Vec::new(),
         }
     }
 
@@ -127,6 +130,32 @@ fn token_request_resource() -> Value {
     })
 }
 
+/// A sort key of a Kubernetes version string: GA before beta before alpha (each by
+/// descending major, then minor), then anything else by name.
+fn version_priority(version: &str) -> (u8, i64, i64, String) {
+    let parsed = version.strip_prefix('v').and_then(|rest| {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: i64 = rest[..digits].parse().ok()?;
+        match &rest[digits..] {
+            "" => Some((0, major, 0)),
+            tail => {
+                let (class, minor) = if let Some(n) = tail.strip_prefix("beta") {
+                    (1, n)
+                } else {
+                    (2, tail.strip_prefix("alpha")?)
+                };
+                Some((class, major, minor.parse::<i64>().ok()?))
+            }
+        }
+    });
+    match parsed {
+        Some((class, major, minor)) => (class, -major, -minor, String::new()),
+        None => (3, 0, 0, version.to_owned()),
+    }
+}
+
 /// The set of served types.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -205,7 +234,9 @@ impl Registry {
         self.types.extend(types);
     }
 
-    /// The served versions of `group`, in registration order.
+    /// The served versions of `group`, highest priority first as the real server orders
+    /// them (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1` > others by name): the
+    /// first is the preferred version.
     fn versions(&self, group: &str) -> Vec<String> {
         if group == AUTHENTICATION {
             return vec!["v1".into()];
@@ -216,6 +247,7 @@ impl Registry {
                 versions.push(t.version.clone());
             }
         }
+        versions.sort_by_key(|v| version_priority(v));
         versions
     }
 
@@ -330,6 +362,11 @@ impl Registry {
                 generation: true,
                 schema: version.pointer("/schema/openAPIV3Schema").cloned(),
                 custom: true,
+                printer_columns: version
+                    .get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
         Ok(types)

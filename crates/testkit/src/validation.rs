@@ -40,6 +40,71 @@ pub fn validate(schema: &Value, object: &mut Value) -> (Vec<String>, Vec<String>
     (errors, pruned)
 }
 
+/// Applies the structural schema's `default` values, as the real server does before
+/// validation: a field that is absent (or null while not `nullable`) gets a copy of its
+/// default wherever its parent object exists, in properties, `additionalProperties`
+/// values and array items alike, and defaulted values are defaulted further inside.
+pub fn default(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for (key, sub) in properties.into_iter().flatten() {
+                if let Some(default) = sub.get("default")
+                    && map.get(key).is_none_or(|v| non_nullable_null(v, sub))
+                {
+                    map.insert(key.clone(), default.clone());
+                }
+            }
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (key, child) in map.iter_mut() {
+                if let Some(sub) = properties.and_then(|p| p.get(key)) {
+                    default(sub, child);
+                } else if let Some(sub) = additional {
+                    default_null(sub, child);
+                    default(sub, child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub) = schema.get("items").filter(|i| i.is_object()) {
+                for item in items {
+                    default_null(sub, item);
+                    default(sub, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn non_nullable_null(value: &Value, schema: &Value) -> bool {
+    value.is_null() && schema.get("nullable") != Some(&Value::Bool(true))
+}
+
+fn default_null(schema: &Value, value: &mut Value) {
+    if let Some(default) = schema.get("default")
+        && non_nullable_null(value, schema)
+    {
+        *value = default.clone();
+    }
+}
+
+/// Whether the field errors include one that keeps the real server from evaluating CEL
+/// rules (a wrong type, a missing required field, an unsupported enum value, a string
+/// or list too long).
+pub fn blocks_rules(errors: &[String]) -> bool {
+    errors.iter().any(|e| {
+        e.contains(" in body must be of type ")
+            || e.contains(": Required value")
+            || e.contains(": Unsupported value: ")
+            || e.contains(": Too long: ")
+            || e.contains(": Too many: ")
+    })
+}
+
+/// The error the real server adds when [`blocks_rules`] holds.
+pub const RULES_NOT_CHECKED: &str = "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
 fn preserves_unknown(schema: &Value) -> bool {
     schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
 }
@@ -236,6 +301,32 @@ mod tests {
         assert!(obj.get("unknown").is_none());
         assert!(obj["spec"].get("extra").is_none());
         assert_eq!(obj["spec"]["free"], json!({"any": [1]}));
+    }
+
+    #[test]
+    fn defaults_apply_where_the_parent_exists() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "mode": {"type": "string", "default": "a"},
+                "nested": {"type": "object", "default": {}, "properties": {
+                    "n": {"type": "integer", "default": 3}}},
+                "absent": {"type": "object", "properties": {"x": {"type": "string", "default": "x"}}},
+                "list": {"type": "array", "items": {"type": "object", "properties": {
+                    "k": {"type": "string", "default": "d"}}}},
+                "map": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                    "v": {"type": "boolean", "default": true}}}},
+                "nulled": {"type": "string", "default": "was-null"},
+                "kept": {"type": "string", "nullable": true, "default": "x"}}}}});
+        let mut obj = json!({"spec": {"list": [{}, {"k": "set"}], "map": {"a": {}}, "nulled": null, "kept": null}});
+        default(&schema, &mut obj);
+        assert_eq!(
+            obj,
+            json!({"spec": {"list": [{"k": "d"}, {"k": "set"}], "map": {"a": {"v": true}},
+                "nulled": "was-null", "kept": null, "mode": "a", "nested": {"n": 3}}})
+        );
+        let mut empty = json!({});
+        default(&schema, &mut empty);
+        assert_eq!(empty, json!({}));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub(crate) static FUNCS: &[FuncDef] = &[
             variadic: Some(Any),
         },
         call: Call::ShortCircuit { or: false },
+        cost: 0,
     },
     FuncDef {
         name: "or",
@@ -24,6 +25,7 @@ pub(crate) static FUNCS: &[FuncDef] = &[
             variadic: Some(Any),
         },
         call: Call::ShortCircuit { or: true },
+        cost: 0,
     },
     def("not", &[Any], None, not),
     def("len", &[Any], None, len),
@@ -47,6 +49,8 @@ fn len<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
     match &a[0] {
         Value::Str(s) => Ok(Value::Int(s.len() as i64)),
         Value::Map(m) => Ok(Value::Int(m.len() as i64)),
+        Value::List(l) => Ok(Value::Int(l.0.len() as i64)),
+        Value::Dict(d) => Ok(Value::Int(d.0.borrow().len() as i64)),
         // Go's reflect panics here; this is the message it recovers.
         Value::Nil => Err("reflect: call of reflect.Value.Type on zero Value".into()),
         other => Err(format!("len of type {}", other.type_name())),
@@ -137,6 +141,31 @@ pub(crate) fn index<'d>(
                     other.type_name()
                 ));
             }
+            (Value::Dict(dict), Value::Str(key)) => {
+                // A missing key yields the zero value of `interface{}`: nil.
+                dict.0.borrow().get(&key[..]).cloned().unwrap_or(Value::Nil)
+            }
+            (Value::Dict(_), Value::Nil) => {
+                return Err("value is nil; should be of type string".into());
+            }
+            (Value::Dict(_), other) => {
+                return Err(format!(
+                    "value has type {}; should be string",
+                    other.type_name()
+                ));
+            }
+            (Value::List(list), Value::Int(i)) => match usize::try_from(*i) {
+                Ok(i) if i < list.0.len() => list.0[i].clone(),
+                // Go prints the index; here it may come from a secret, so it is left out.
+                _ => return Err("index out of range".into()),
+            },
+            (Value::List(_), Value::Nil) => return Err("cannot index slice/array with nil".into()),
+            (Value::List(_), other) => {
+                return Err(format!(
+                    "cannot index slice/array with type {}",
+                    other.type_name()
+                ));
+            }
             (Value::Str(s), Value::Int(i)) => match usize::try_from(*i) {
                 Ok(i) if i < s.len() => Value::Int(i64::from(s[i])),
                 Ok(i) if i == s.len() => return Err("reflect: string index out of range".into()),
@@ -166,8 +195,11 @@ pub(crate) fn eq(a: &Value<'_>, rest: &[Value<'_>]) -> Result<bool, String> {
             (Value::Bool(x), Value::Bool(y)) => x == y,
             (Value::Int(x), Value::Int(y)) => x == y,
             (Value::Str(x), Value::Str(y)) => x[..] == y[..],
-            (Value::Map(_), Value::Map(_)) => {
-                return Err("non-comparable type map[string]string".into());
+            (Value::Float(x), Value::Float(y)) => x == y,
+            (Value::Map(_), Value::Map(_))
+            | (Value::List(_), Value::List(_))
+            | (Value::Dict(_), Value::Dict(_)) => {
+                return Err(format!("non-comparable type {}", b.type_name()));
             }
             (Value::Nil, Value::Nil) => true,
             (Value::Nil, _) | (_, Value::Nil) => false,
@@ -184,8 +216,10 @@ pub(crate) fn lt(a: &Value<'_>, b: &Value<'_>) -> Result<bool, String> {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(x < y),
         (Value::Str(x), Value::Str(y)) => Ok(x[..] < y[..]),
+        (Value::Float(x), Value::Float(y)) => Ok(x < y),
         (Value::Bool(_), Value::Bool(_)) => Err("invalid type for comparison".into()),
-        (Value::Nil | Value::Map(_), _) | (_, Value::Nil | Value::Map(_)) => {
+        (Value::Nil | Value::Map(_) | Value::List(_) | Value::Dict(_), _)
+        | (_, Value::Nil | Value::Map(_) | Value::List(_) | Value::Dict(_)) => {
             Err("invalid type for comparison".into())
         }
         _ => Err("incompatible types for comparison".into()),

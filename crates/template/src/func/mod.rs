@@ -2,12 +2,20 @@
 //! the template is parsed. The executor calls through the [`FuncDef`] the parser stored.
 //!
 //! Go's built-ins are in [`builtin`]; each [`Dialect`] adds its own set in a module of its
-//! own (Sealed Secrets: [`sealed`]). A new dialect is a new module with a `FUNCS` table
-//! and one arm in [`dialect_funcs`].
+//! own (Sealed Secrets: [`sealed`]; External Secrets: [`eso`], which reuses `sealed`'s
+//! functions and those of [`collection`], [`regex`], [`json`], [`yaml`] and [`pem`]). A
+//! new dialect is a new module with a `FUNCS` table and one arm in [`dialect_funcs`]; a
+//! function two dialects share has one implementation.
 
 pub(crate) mod builtin;
+pub(crate) mod collection;
+pub(crate) mod eso;
+pub(crate) mod json;
+pub(crate) mod pem;
+pub(crate) mod regex;
 pub(crate) mod sealed;
 pub(crate) mod text;
+pub(crate) mod yaml;
 
 use std::fmt;
 use std::rc::Rc;
@@ -22,6 +30,8 @@ pub(crate) enum P {
     Str,
     Int,
     Bool,
+    /// Go's `map[string]interface{}`: a dict (Sprig's dict functions).
+    Dict,
 }
 
 /// A function's parameters: fixed ones, then optionally any number of one type.
@@ -60,6 +70,9 @@ pub(crate) struct FuncDef {
     pub(crate) name: &'static str,
     pub(crate) sig: Sig,
     pub(crate) call: Call,
+    /// Steps a call costs besides its arguments: for work that does not depend on their
+    /// size (a bcrypt hash).
+    pub(crate) cost: u64,
 }
 
 impl fmt::Debug for FuncDef {
@@ -79,13 +92,20 @@ pub(crate) const fn def(
         name,
         sig: Sig { fixed, variadic },
         call: Call::Eager(call),
+        cost: 0,
     }
+}
+
+/// `def` with a cost in steps for each call.
+pub(crate) const fn costly(def: FuncDef, cost: u64) -> FuncDef {
+    FuncDef { cost, ..def }
 }
 
 /// The functions a dialect adds to Go's built-ins.
 fn dialect_funcs(dialect: Dialect) -> &'static [FuncDef] {
     match dialect {
         Dialect::SealedSecrets => sealed::FUNCS,
+        Dialect::ExternalSecrets => eso::FUNCS,
     }
 }
 
@@ -128,7 +148,7 @@ mod tests {
 
     #[test]
     fn every_dialect_has_unique_names_and_no_env_access() {
-        for dialect in [Dialect::SealedSecrets] {
+        for dialect in [Dialect::SealedSecrets, Dialect::ExternalSecrets] {
             let names: Vec<_> = dialect.function_names().collect();
             let mut unique = names.clone();
             unique.sort_unstable();

@@ -45,13 +45,16 @@ pub(crate) static FUNCS: &[FuncDef] = &[
 ];
 
 /// The result of a function that writes into a buffer.
-fn written<'d>(meter: &Rc<Meter>, f: impl FnOnce(&mut Buf)) -> Result<Value<'d>, String> {
+pub(crate) fn written<'d>(
+    meter: &Rc<Meter>,
+    f: impl FnOnce(&mut Buf),
+) -> Result<Value<'d>, String> {
     let mut out = Buf::new(meter);
     f(&mut out);
     out.into_value()
 }
 
-fn default<'d>(mut a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn default<'d>(mut a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
     let given = a.drain(1..).next();
     Ok(match given {
         Some(v) if v.truth() => v,
@@ -59,22 +62,22 @@ fn default<'d>(mut a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String
     })
 }
 
-fn empty<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn empty<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
     Ok(Value::Bool(!a[0].truth()))
 }
 
-fn coalesce<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn coalesce<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
     Ok(a.into_iter().find(Value::truth).unwrap_or(Value::Nil))
 }
 
-fn ternary<'d>(mut a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn ternary<'d>(mut a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
     let pick = usize::from(!a[2].truth());
     Ok(a.swap_remove(pick))
 }
 
 /// `quote`, `squote` and `cat`: the non-nil arguments, each written by `each`,
 /// separated by spaces.
-fn joined<'d>(
+pub(crate) fn joined<'d>(
     a: &[Value<'d>],
     meter: &Rc<Meter>,
     each: impl Fn(&mut Buf, &Value<'d>),
@@ -89,7 +92,7 @@ fn joined<'d>(
     })
 }
 
-fn quote<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn quote<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     joined(&a, meter, |out, v| {
         let mut text = Buf::new(meter);
         fmt_value(&mut text, v, 'v');
@@ -98,7 +101,7 @@ fn quote<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> 
     })
 }
 
-fn squote<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn squote<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     joined(&a, meter, |out, v| {
         out.push(b'\'');
         fmt_value(out, v, 'v');
@@ -106,65 +109,69 @@ fn squote<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String>
     })
 }
 
-fn cat<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn cat<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     joined(&a, meter, |out, v| fmt_value(out, v, 'v'))
 }
 
-fn upper<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn upper<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     written(meter, |out| change_case(out, bytes_of(&a[0]), true))
 }
 
-fn lower<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn lower<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     written(meter, |out| change_case(out, bytes_of(&a[0]), false))
 }
 
-fn trim<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn trim<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     written(meter, |out| out.extend(trim_space(bytes_of(&a[0]))))
 }
 
-fn trim_prefix<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn trim_prefix<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     let (prefix, s) = (bytes_of(&a[0]), bytes_of(&a[1]));
     written(meter, |out| out.extend(s.strip_prefix(prefix).unwrap_or(s)))
 }
 
-fn trim_suffix<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn trim_suffix<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     let (suffix, s) = (bytes_of(&a[0]), bytes_of(&a[1]));
     written(meter, |out| out.extend(s.strip_suffix(suffix).unwrap_or(s)))
 }
 
-fn no_space<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn no_space<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     written(meter, |out| nospace(out, bytes_of(&a[0])))
 }
 
-fn replace_fn<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn replace_fn<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     let (old, new, src) = (bytes_of(&a[0]), bytes_of(&a[1]), bytes_of(&a[2]));
     written(meter, |out| replace(out, src, old, new))
 }
 
-fn contains<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn contains<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
     Ok(Value::Bool(
         find(bytes_of(&a[1]), bytes_of(&a[0])).is_some(),
     ))
 }
 
-fn has_prefix<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn has_prefix<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
     Ok(Value::Bool(bytes_of(&a[1]).starts_with(bytes_of(&a[0]))))
 }
 
-fn has_suffix<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn has_suffix<'d>(a: Vec<Value<'d>>, _: &Rc<Meter>) -> Result<Value<'d>, String> {
     Ok(Value::Bool(bytes_of(&a[1]).ends_with(bytes_of(&a[0]))))
 }
 
-fn indent<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn indent<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     indented(&a, meter, false)
 }
 
-fn nindent<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn nindent<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     indented(&a, meter, true)
 }
 
 /// Sprig's `indent` (or `nindent`, which starts with a newline).
-fn indented<'d>(a: &[Value<'d>], meter: &Rc<Meter>, newline: bool) -> Result<Value<'d>, String> {
+pub(crate) fn indented<'d>(
+    a: &[Value<'d>],
+    meter: &Rc<Meter>,
+    newline: bool,
+) -> Result<Value<'d>, String> {
     let Ok(spaces) = usize::try_from(int_of(&a[0])) else {
         return Err("strings: negative Repeat count".into());
     };
@@ -192,7 +199,7 @@ fn indented<'d>(a: &[Value<'d>], meter: &Rc<Meter>, newline: bool) -> Result<Val
     out.into_value()
 }
 
-fn b64enc<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn b64enc<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     written(meter, |out| {
         // In pieces of a multiple of 3 bytes (no padding inside), so that no
         // more is allocated than the budget allows.
@@ -206,7 +213,7 @@ fn b64enc<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String>
     })
 }
 
-fn b64dec<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn b64dec<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     match go_base64_decode(bytes_of(&a[0]), meter) {
         Ok(decoded) => decoded.into_value(),
         // Sprig returns the error text as the value.
@@ -216,7 +223,7 @@ fn b64dec<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String>
     }
 }
 
-fn sha256sum<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn sha256sum<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     written(meter, |out| {
         for b in gitseal_crypto::primitives::sha256(bytes_of(&a[0])) {
             let _ = write!(out, "{b:02x}");
@@ -224,18 +231,40 @@ fn sha256sum<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, Stri
     })
 }
 
-fn to_string<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+pub(crate) fn to_string<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
     written(meter, |out| fmt_value(out, &a[0], 'v'))
 }
 
-fn to_json<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
-    written(meter, |out| json(out, &a[0], true, false))
+/// `toJson`, `toPrettyJson`: Sprig ignores `json.Marshal`'s error and returns "".
+pub(crate) fn json_or_empty<'d>(
+    v: &Value<'d>,
+    meter: &Rc<Meter>,
+    pretty: bool,
+) -> Result<Value<'d>, String> {
+    let mut out = Buf::new(meter);
+    if !json(&mut out, v, true, pretty) {
+        out.overflow.map_or(Ok(()), |o| Err(o.message("result")))?;
+        return written(meter, |_| {});
+    }
+    out.into_value()
 }
 
-fn to_raw_json<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
-    written(meter, |out| json(out, &a[0], false, false))
+pub(crate) fn to_json<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+    json_or_empty(&a[0], meter, false)
 }
 
-fn to_pretty_json<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
-    written(meter, |out| json(out, &a[0], true, true))
+/// Sprig panics on `toRawJson`'s error (a value that is not a number, say).
+pub(crate) fn to_raw_json<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> Result<Value<'d>, String> {
+    let mut out = Buf::new(meter);
+    if !json(&mut out, &a[0], false, false) {
+        return Err("json: unsupported value: a NaN or infinite float64".into());
+    }
+    out.into_value()
+}
+
+pub(crate) fn to_pretty_json<'d>(
+    a: Vec<Value<'d>>,
+    meter: &Rc<Meter>,
+) -> Result<Value<'d>, String> {
+    json_or_empty(&a[0], meter, true)
 }

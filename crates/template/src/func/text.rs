@@ -72,17 +72,55 @@ pub(crate) fn change_case(out: &mut Buf, s: &[u8], upper: bool) {
             out.push_char('\u{fffd}');
             continue;
         };
-        let u = u32::from(c);
-        let mapped = match u {
-            // Greek with ypogegrammeni: the simple mapping is the titlecase letter.
-            0x1f80..=0x1faf if upper && u & 0xf < 8 => char::from_u32(u + 8).unwrap_or(c),
-            0x1fb3 | 0x1fc3 | 0x1ff3 if upper => char::from_u32(u + 9).unwrap_or(c),
-            0x130 if !upper => 'i',
-            // Rust's full mapping; where it is several characters Go keeps the letter.
-            _ if upper => single(c, c.to_uppercase()),
-            _ => single(c, c.to_lowercase()),
-        };
-        out.push_char(mapped);
+        out.push_char(map_case(c, upper));
+    }
+}
+
+/// Go's `unicode.ToUpper` or `unicode.ToLower` of one character.
+pub(crate) fn map_case(c: char, upper: bool) -> char {
+    let u = u32::from(c);
+    match u {
+        // Greek with ypogegrammeni: the simple mapping is the titlecase letter.
+        0x1f80..=0x1faf if upper && u & 0xf < 8 => char::from_u32(u + 8).unwrap_or(c),
+        0x1fb3 | 0x1fc3 | 0x1ff3 if upper => char::from_u32(u + 9).unwrap_or(c),
+        0x130 if !upper => 'i',
+        // Rust's full mapping; where it is several characters Go keeps the letter.
+        _ if upper => single(c, c.to_uppercase()),
+        _ => single(c, c.to_lowercase()),
+    }
+}
+
+/// Go's `unicode.ToTitle`: the uppercase letter, but for the digraphs (`ǆ` → `ǅ`).
+pub(crate) fn title_case(c: char) -> char {
+    match u32::from(c) {
+        0x1c4..=0x1c6 => '\u{1c5}',
+        0x1c7..=0x1c9 => '\u{1c8}',
+        0x1ca..=0x1cc => '\u{1cb}',
+        0x1f1..=0x1f3 => '\u{1f2}',
+        _ => map_case(c, true),
+    }
+}
+
+/// Go's `strings.Title`: the first letter of each word in title case, where words are
+/// separated by spaces, punctuation and symbols (ASCII ones but `_`).
+pub(crate) fn title(out: &mut Buf, s: &[u8]) {
+    let separator = |c: char| -> bool {
+        if c.is_ascii() {
+            return !(c.is_ascii_alphanumeric() || c == '_');
+        }
+        if c.is_alphabetic() || c.is_numeric() {
+            return false;
+        }
+        c.is_whitespace()
+    };
+    let mut prev = ' ';
+    let mut i = 0;
+    while i < s.len() && out.overflow.is_none() {
+        let (c, width) = decode_rune(&s[i..]);
+        i += width;
+        let c = c.unwrap_or('\u{fffd}');
+        out.push_char(if separator(prev) { title_case(c) } else { c });
+        prev = c;
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 mod output;
 mod proxy;
 mod routes;
+mod table;
 mod tokens;
 mod verbs;
 mod watches;
@@ -23,6 +24,7 @@ mod watches;
 use output::*;
 use proxy::*;
 use routes::*;
+use table::*;
 use tokens::*;
 use verbs::*;
 use watches::*;
@@ -130,6 +132,10 @@ impl Shared {
             verb: verb.map(str::to_owned),
             resource: resource.map(str::to_owned),
         });
+    }
+
+    pub(crate) fn token_public_key_pem(&self) -> String {
+        self.issuer.public_key_pem()
     }
 
     pub(crate) fn set_latency(&self, latency: Duration) {
@@ -339,7 +345,15 @@ pub(crate) async fn handle(
     }
     let metadata_only = matches!(output, Output::Metadata | Output::MetadataList);
     if verb == "watch" {
-        return watch_response(shared, target, &params, metadata_only);
+        let form = match output {
+            Output::Table(version) => match TablePrinter::new(&target.rt, version, &params) {
+                Ok(printer) => WatchForm::Table(Box::new(printer)),
+                Err(error) => return error_response(&error),
+            },
+            _ if metadata_only => WatchForm::Metadata,
+            _ => WatchForm::Object,
+        };
+        return watch_response(shared, target, &params, form);
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -392,19 +406,22 @@ pub(crate) async fn handle(
     }
     if matches!(verb, "get" | "list") {
         return match read(&shared, &target, verb, &params) {
-            Ok(reply) if output == Output::Table => {
-                json_response(200, &to_table(&target.rt, &reply))
-            }
-            Ok(reply) if metadata_only => json_response(200, &to_metadata(&reply)),
-            Ok(reply) => {
-                let body = render(&target.rt, &reply);
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-                    .into_response()
-            }
+            Ok(reply) => match output {
+                Output::Table(version) => match TablePrinter::new(&target.rt, version, &params) {
+                    Ok(printer) => json_response(200, &printer.reply(&reply)),
+                    Err(error) => error_response(&error),
+                },
+                Output::Metadata | Output::MetadataList => json_response(200, &to_metadata(&reply)),
+                Output::Object => {
+                    let body = render(&target.rt, &reply);
+                    (
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                        .into_response()
+                }
+            },
             Err(error) => error_response(&error),
         };
     }

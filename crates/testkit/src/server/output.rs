@@ -10,8 +10,8 @@ use super::*;
 pub(super) enum Output {
     /// Objects as stored.
     Object,
-    /// kubectl's `meta.k8s.io/v1` Table.
-    Table,
+    /// kubectl's `meta.k8s.io` Table (server-side printing).
+    Table(TableVersion),
     /// `meta.k8s.io/v1` PartialObjectMetadata: one object's metadata alone.
     Metadata,
     /// `meta.k8s.io/v1` PartialObjectMetadataList: a list of objects' metadata.
@@ -32,9 +32,15 @@ impl Output {
             ) {
                 continue;
             }
-            match parts.find_map(|p| p.strip_prefix("as=")) {
+            let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
+            let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+            match param("as") {
                 None => return Self::Object,
-                Some("Table") => return Self::Table,
+                Some("Table") => {
+                    if let Some(version) = TableVersion::parse(param("g"), param("v")) {
+                        return Self::Table(version);
+                    }
+                }
                 Some("PartialObjectMetadata") => return Self::Metadata,
                 Some("PartialObjectMetadataList") => return Self::MetadataList,
                 Some(_) => {}
@@ -82,41 +88,6 @@ pub(super) fn render(rt: &ResourceType, reply: &Reply) -> Vec<u8> {
     out
 }
 
-/// kubectl's `get` output: a `meta.k8s.io/v1` Table.
-pub(super) fn to_table(rt: &ResourceType, reply: &Reply) -> Value {
-    let objects: Vec<&Value> = reply.items.iter().map(|s| &**s).collect();
-    let mut columns = vec![
-        json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
-    ];
-    let secret = rt.group.is_empty() && rt.kind == "Secret";
-    if secret {
-        columns.push(json!({"name": "Type", "type": "string", "format": "", "description": "Type", "priority": 0}));
-        columns.push(json!({"name": "Data", "type": "string", "format": "", "description": "Data", "priority": 0}));
-    }
-    columns.push(
-        json!({"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0}),
-    );
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or_default()];
-            if secret {
-                cells.push(o.get("type").cloned().unwrap_or_default());
-                cells.push(json!(o.get("data").and_then(Value::as_object).map_or(0, |d| d.len())));
-            }
-            cells.push(json!(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))));
-            let metadata = o.get("metadata").cloned().unwrap_or_default();
-            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}})
-        })
-        .collect();
-    let resource_version = reply
-        .list_metadata
-        .as_ref()
-        .and_then(|m| m.get("resourceVersion").cloned())
-        .unwrap_or_default();
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version}, "columnDefinitions": columns, "rows": rows})
-}
-
 /// An object reduced to its metadata: a `meta.k8s.io/v1` PartialObjectMetadata. The rest
 /// (a Secret's `data`, …) never leaves the server.
 pub(super) fn partial(object: &Value) -> Value {
@@ -134,18 +105,5 @@ pub(super) fn to_metadata(reply: &Reply) -> Value {
     match &reply.list_metadata {
         Some(metadata) => partial_list(metadata, reply.items.iter().map(|s| &**s)),
         None => partial(&reply.items[0]),
-    }
-}
-
-pub(super) fn age(created: Option<&str>) -> String {
-    let seconds = created
-        .and_then(|c| humantime::parse_rfc3339(c).ok())
-        .and_then(|t| t.elapsed().ok())
-        .map_or(0, |d| d.as_secs());
-    match seconds {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
     }
 }

@@ -5,8 +5,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    UnparsedPublicKey,
+};
 use base64::Engine;
 
 use super::*;
@@ -17,9 +20,11 @@ const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// Signs and checks service account tokens: JWTs (HS256) with a key made for each server.
+/// Signs and checks service account tokens: JWTs signed with an asymmetric key made for
+/// each server (ES256; a real cluster's are RS256 or ES256, and relying parties such as
+/// Vault's Kubernetes auth refuse HMAC-signed tokens).
 pub(crate) struct TokenIssuer {
-    key: hmac::Key,
+    key: EcdsaKeyPair,
 }
 
 /// Who a valid token names.
@@ -51,16 +56,35 @@ fn unix(time: SystemTime) -> u64 {
 
 impl TokenIssuer {
     pub(crate) fn new() -> Self {
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .expect("the system random source works");
         Self { key }
+    }
+
+    /// The PEM public key (SubjectPublicKeyInfo) that verifies the tokens: what a relying
+    /// party such as Vault's JWT auth is given as `jwt_validation_pubkeys`.
+    pub(crate) fn public_key_pem(&self) -> String {
+        use aws_lc_rs::encoding::AsDer;
+        let der = self
+            .key
+            .public_key()
+            .as_der()
+            .expect("an EC public key encodes");
+        let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        pem
     }
 
     /// A token for the service account, valid for `lifetime`.
     fn issue(&self, sa: &ServiceAccountToken, lifetime: Duration) -> (String, SystemTime) {
         let now = SystemTime::now();
         let expires = now + lifetime;
-        let header = json!({"alg": "HS256", "typ": "JWT", "kid": "gitseal-testkit"});
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": "gitseal-testkit"});
         let claims = json!({
             "aud": sa.audiences,
             "exp": unix(expires),
@@ -79,7 +103,10 @@ impl TokenIssuer {
             B64.encode(header.to_string()),
             B64.encode(claims.to_string())
         );
-        let signature = hmac::sign(&self.key, signed.as_bytes());
+        let signature = self
+            .key
+            .sign(&SystemRandom::new(), signed.as_bytes())
+            .expect("signing with a generated key works");
         (
             format!("{signed}.{}", B64.encode(signature.as_ref())),
             expires,
@@ -89,7 +116,9 @@ impl TokenIssuer {
     /// The service account a token names, if this server signed it and it has not expired.
     pub(super) fn verify(&self, token: &str) -> Option<ServiceAccountToken> {
         let (signed, signature) = token.rsplit_once('.')?;
-        hmac::verify(&self.key, signed.as_bytes(), &B64.decode(signature).ok()?).ok()?;
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.key.public_key().as_ref())
+            .verify(signed.as_bytes(), &B64.decode(signature).ok()?)
+            .ok()?;
         let (_, claims) = signed.split_once('.')?;
         let claims: Value = serde_json::from_slice(&B64.decode(claims).ok()?).ok()?;
         if claims.get("exp")?.as_u64()? <= unix(SystemTime::now()) {

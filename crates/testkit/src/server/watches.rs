@@ -2,26 +2,43 @@
 
 use super::*;
 
-/// One watch event; with `metadata_only` its object is reduced to a PartialObjectMetadata
-/// (bookmarks too, as upstream).
-pub(super) fn watch_line(event_type: &str, object: &Value, metadata_only: bool) -> Bytes {
-    let reduced;
-    let object = if metadata_only {
-        reduced = partial(object);
-        &reduced
-    } else {
-        object
-    };
-    let mut line = json!({"type": event_type, "object": object}).to_string();
-    line.push('\n');
-    Bytes::from(line)
+/// The form of a watch's event objects, from the `Accept` header.
+pub(super) enum WatchForm {
+    /// Objects as stored.
+    Object,
+    /// Objects reduced to a PartialObjectMetadata (bookmarks too, as upstream).
+    Metadata,
+    /// A Table of one row per event (kubectl `get -w`); bookmarks as Tables of no rows.
+    Table(Box<TablePrinter>),
+}
+
+impl WatchForm {
+    /// One watch event line; ERROR events keep their Status.
+    fn line(&mut self, event_type: &str, object: &Value) -> Bytes {
+        let shaped;
+        let object = match self {
+            _ if event_type == "ERROR" => object,
+            Self::Object => object,
+            Self::Metadata => {
+                shaped = partial(object);
+                &shaped
+            }
+            Self::Table(printer) => {
+                shaped = printer.event(object, event_type == "BOOKMARK");
+                &shaped
+            }
+        };
+        let mut line = json!({"type": event_type, "object": object}).to_string();
+        line.push('\n');
+        Bytes::from(line)
+    }
 }
 
 pub(super) fn watch_response(
     shared: Arc<Shared>,
     target: Target,
     params: &HashMap<String, String>,
-    metadata_only: bool,
+    mut form: WatchForm,
 ) -> Response {
     let (labels, fields) = match selectors(params) {
         Ok(s) => s,
@@ -104,14 +121,12 @@ pub(super) fn watch_response(
     tokio::spawn(async move {
         if let Some(error) = expired {
             // ERROR events keep their Status.
-            let _ = tx
-                .send(Ok(watch_line("ERROR", &error.to_status(), false)))
-                .await;
+            let _ = tx.send(Ok(form.line("ERROR", &error.to_status()))).await;
             return;
         }
         for (event_type, object) in initial {
             if tx
-                .send(Ok(watch_line(event_type.as_str(), &object, metadata_only)))
+                .send(Ok(form.line(event_type.as_str(), &object)))
                 .await
                 .is_err()
             {
@@ -123,14 +138,16 @@ pub(super) fn watch_response(
             if initial_end {
                 metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
-            watch_line(
-                "BOOKMARK",
-                &json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": metadata}),
-                metadata_only,
-            )
+            json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": metadata})
         };
         let mut last_rv = start_rv;
-        if send_initial && bookmarks && tx.send(Ok(bookmark(last_rv, true))).await.is_err() {
+        if send_initial
+            && bookmarks
+            && tx
+                .send(Ok(form.line("BOOKMARK", &bookmark(last_rv, true))))
+                .await
+                .is_err()
+        {
             return;
         }
         let deadline = tokio::time::sleep(timeout);
@@ -146,7 +163,7 @@ pub(super) fn watch_response(
                         }
                         last_rv = event.rv;
                         if matches(&event.resource, &event.object) {
-                            let line = watch_line(event.event_type.as_str(), &Store::present(&rt, &event.object), metadata_only);
+                            let line = form.line(event.event_type.as_str(), &Store::present(&rt, &event.object));
                             if tx.send(Ok(line)).await.is_err() {
                                 return;
                             }
@@ -156,7 +173,7 @@ pub(super) fn watch_response(
                     Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = ticker.tick(), if bookmarks => {
-                    if tx.send(Ok(bookmark(last_rv, false))).await.is_err() {
+                    if tx.send(Ok(form.line("BOOKMARK", &bookmark(last_rv, false)))).await.is_err() {
                         return;
                     }
                 }

@@ -73,13 +73,19 @@ impl Store {
             object["status"] = json!({"phase": "Active"});
         }
         if let Some(schema) = &rt.schema {
-            let (errors, pruned) = crate::validation::validate(schema, object);
+            crate::validation::default(schema, object);
+            let (mut errors, pruned) = crate::validation::validate(schema, object);
             if let (true, Some(field)) = (strict, pruned.first()) {
                 return Err(ApiError::bad_request(format!(
                     "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: unknown field \"{field}\"",
                     kind = rt.kind,
                     version = rt.version
                 )));
+            }
+            if crate::validation::blocks_rules(&errors) {
+                errors.push(crate::validation::RULES_NOT_CHECKED.to_owned());
+            } else {
+                errors.extend(crate::cel_validation::validate(schema, object, old));
             }
             if !errors.is_empty() {
                 return Err(invalid(errors));
@@ -249,8 +255,7 @@ impl Store {
         self.normalize(rt, &mut object, None, opts.strict)?;
         let crd_types =
             if rt.kind == "CustomResourceDefinition" && rt.group == "apiextensions.k8s.io" {
-                let types = Registry::types_of_crd(&object)
-                    .map_err(|e| ApiError::invalid(&rt.kind, &rt.group, &name, &[e]))?;
+                let types = Self::crd_types(rt, &name, &object)?;
                 object["status"] = crd_status(&object);
                 Some(types)
             } else {
@@ -296,6 +301,22 @@ impl Store {
             self.registry.set_custom(&group, &plural, types);
         }
         Ok(self.put(rt, key, object, EventType::Added))
+    }
+
+    /// The types a CustomResourceDefinition defines, once its definition and the CEL
+    /// rules of its schemas are valid.
+    fn crd_types(
+        rt: &ResourceType,
+        name: &str,
+        crd: &Value,
+    ) -> Result<Vec<ResourceType>, ApiError> {
+        let types = Registry::types_of_crd(crd)
+            .map_err(|e| ApiError::invalid(&rt.kind, &rt.group, name, &[e]))?;
+        let errors = crate::cel_validation::crd_errors(crd);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(&rt.kind, &rt.group, name, &errors));
+        }
+        Ok(types)
     }
 
     /// Stores `object` under `key` and records the event.
@@ -400,6 +421,11 @@ impl Store {
             meta.insert("name".into(), json!(name));
         }
         self.normalize(rt, &mut object, Some(&existing), opts.strict)?;
+        let crd_types = (rt.kind == "CustomResourceDefinition"
+            && rt.group == "apiextensions.k8s.io"
+            && subresource.is_none())
+        .then(|| Self::crd_types(rt, name, &object))
+        .transpose()?;
         object["apiVersion"] = json!(rt.api_version());
         object["kind"] = json!(rt.kind);
         if rt.generation && spec_part(&object) != spec_part(&existing) {
@@ -415,7 +441,14 @@ impl Store {
                 subresource,
             );
         }
-        self.commit(rt, namespace, name, existing, object, opts.dry_run)
+        let stored = self.commit(rt, namespace, name, existing, object, opts.dry_run)?;
+        if let Some(types) = crd_types.filter(|_| !opts.dry_run) {
+            let (group, plural) = crd_resource(&stored);
+            if self.get(rt, namespace, name).is_ok() {
+                self.registry.set_custom(&group, &plural, types);
+            }
+        }
+        Ok(stored)
     }
 
     /// After an Update by `manager`: it owns what it changed, and no one else does.
