@@ -617,6 +617,93 @@ async fn cluster_external_secrets_fan_out_and_cluster_store_conditions_hold() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_template_from_find_rewrite_and_immutable_targets() {
+    let Some(bao) = bao().await else { return };
+    bao.bao(&["kv", "put", "secret/app/svc/one", "x=1"]);
+    bao.bao(&["kv", "put", "secret/app/svc/two", "x=2"]);
+    let cluster = Cluster::start().await;
+    token_store(&cluster, &bao, bao.root_token()).await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cluster.client.clone(), NS);
+    apply(
+        &maps,
+        json!({"metadata": {"name": "tpl", "namespace": NS},
+               "data": {"config.yaml": "user: {{ .user }}\n"}}),
+    )
+    .await;
+    let _controller = cluster.controller("r1", &[]).await;
+    let data = json!([
+        {"secretKey": "user", "remoteRef": {"key": "app/db", "property": "user"}},
+        {"secretKey": "password", "remoteRef": {"key": "app/db", "property": "password"}}
+    ]);
+    external_secret(
+        &cluster,
+        "rendered",
+        json!({"secretStoreRef": {"name": "vault"}, "refreshInterval": "1h",
+               "data": data,
+               "dataFrom": [{"find": {"path": "app/svc", "name": {"regexp": "svc/.*"}},
+                             "rewrite": [{"regexp": {"source": "^app/svc/(.*)$", "target": "svc-$1"}}]}],
+               "target": {"template": {
+                   "mergePolicy": "Merge",
+                   "metadata": {"labels": {"kind": "db"}},
+                   "data": {"dsn": "{{ .user }}:{{ .password }}",
+                            "auth": "{{ printf \"%s:%s\" .user .password | b64enc }}"},
+                   "templateFrom": [{"configMap": {"name": "tpl", "items": [{"key": "config.yaml"}]}}]}}}),
+    )
+    .await;
+    let rendered = secret_with(&cluster, "rendered", "user", USER).await;
+    let data = rendered.data.as_ref().unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    assert_eq!(text("dsn"), format!("{USER}:{PASSWORD}"));
+    assert_eq!(text("auth"), base64_of(&format!("{USER}:{PASSWORD}")));
+    assert_eq!(text("config.yaml"), format!("user: {USER}\n"));
+    assert_eq!(text("svc-one"), r#"{"x":"1"}"#);
+    assert_eq!(text("svc-two"), r#"{"x":"2"}"#);
+    assert_eq!(
+        text("password"),
+        PASSWORD,
+        "mergePolicy Merge keeps the fetched keys"
+    );
+    assert_eq!(rendered.labels()["kind"], "db");
+
+    // An immutable target keeps its first data; a change is refused, not written.
+    external_secret(
+        &cluster,
+        "frozen",
+        json!({"secretStoreRef": {"name": "vault"}, "refreshInterval": "1s",
+               "target": {"immutable": true},
+               "data": [{"secretKey": "password", "remoteRef": {"key": "app/db", "property": "password"}}]}),
+    )
+    .await;
+    let frozen = secret_with(&cluster, "frozen", "password", PASSWORD).await;
+    assert_eq!(frozen.immutable, Some(true));
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/app/db",
+        &format!("user={USER}"),
+        &format!("password={ROTATED}"),
+    ]);
+    let es = ready(&cluster, "frozen", "False", "SecretSyncedError").await;
+    let condition = es
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        condition.message.as_deref(),
+        Some("could not update secret, target is immutable")
+    );
+    let kept = cluster.secrets(NS).get("frozen").await.unwrap();
+    assert_eq!(
+        kept.data.as_ref().unwrap()["password"].0,
+        PASSWORD.as_bytes()
+    );
+}
+
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)

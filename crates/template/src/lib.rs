@@ -183,7 +183,8 @@
 //!   bcrypt at Go's cost 10, `$2a$`), `bcrypt`;
 //! - JSON and YAML: `toJson`, `mustToJson`, `toRawJson`, `mustToRawJson`,
 //!   `toPrettyJson`, `mustToPrettyJson`, `fromJson` (nil for text that is not JSON),
-//!   `mustFromJson`, `toYaml` (`sigs.k8s.io/yaml`: keys in go-yaml v2's order, strings
+//!   `mustFromJson`, `fromYaml` (through JSON, as `sigs.k8s.io/yaml`; a map with only
+//!   `Error` for what is not a YAML mapping), `toYaml` (`sigs.k8s.io/yaml`: keys in go-yaml v2's order, strings
 //!   quoted only where YAML 1.1 needs it, multi-line strings as `|` blocks, lines folded
 //!   after column 80);
 //! - numbers (`cast`'s conversions; 0 for what does not convert): `atoi`, `int`,
@@ -203,7 +204,7 @@
 //! `getHostByName`, as in ESO; the random and clock functions (`randAlphaNum`,
 //! `randBytes`, `uuidv4`, `now`, `date` and the other date functions, `genPrivateKey`,
 //! `genCA`...), since a template must render the same Secret each time and must not
-//! generate secrets; and, not implemented yet, `fromYaml`, ESO's `pkcs12key`,
+//! generate secrets; and, not implemented yet, ESO's `pkcs12key`,
 //! `pkcs12keyPass`, `pkcs12cert`, `pkcs12certPass`, `pemToPkcs12`, `pemToPkcs12Pass`,
 //! `fullPemToPkcs12`, `fullPemToPkcs12Pass`, `pemTruststoreToPKCS12`,
 //! `pemTruststoreToPKCS12Pass`, `filterCertChain`, `certSANs`, `jwkPublicKeyPem`,

@@ -661,3 +661,28 @@ fn custom_delimiters_and_missing_keys() {
         "template: t:1:3: executing \"t\" at <.nope>: map has no entry for key \"nope\""
     );
 }
+
+#[test]
+fn from_yaml_goes_through_json_as_sigs_yaml() {
+    check(&[
+        // ESO's own test: a YAML document rendered as JSON.
+        (
+            "{{ \"a: 1\\nb:\\n  - p\\n  - q\\nc:\\n  d: true\\n\" | fromYaml | toJson }}",
+            r#"{"a":1,"b":["p","q"],"c":{"d":true}}"#,
+        ),
+        ("{{ (fromYaml \"port: 8080\").port }}", "8080"),
+        ("{{ (fromYaml \"k: v\").k }}", "v"),
+        ("{{ fromYaml \"\" }}", "map[]"),
+        (
+            "{{ (fromYaml \"json\" | toJson) }}",
+            r#"{"Error":"error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go value of type map[string]interface {}"}"#,
+        ),
+    ]);
+    // A syntax error: a map with only `Error`, which names the line, not the text.
+    let out = render("{{ (fromYaml \"a: [s3cr3t\").Error }}").unwrap();
+    assert!(
+        out.starts_with("error converting YAML to JSON: yaml:"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cr3t"), "{out}");
+}

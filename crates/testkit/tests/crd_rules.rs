@@ -3,70 +3,17 @@
 //! server: defaults read back, rule failures worded as the real server words them, CRDs
 //! whose rules do not compile refused, and a CRD served in two versions.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use futures::{StreamExt, TryStreamExt};
 use gitseal_testkit::TestServer;
+
+mod common;
+use common::{Kubectl, kubectl};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
-
-fn kubectl() -> Option<PathBuf> {
-    gitseal_tests::tool("kubectl", "GITSEAL_KUBECTL")
-}
-
-/// kubectl against a [`TestServer`] of this process.
-struct Kubectl {
-    kubeconfig: PathBuf,
-    dir: PathBuf,
-}
-
-impl Kubectl {
-    fn new(server: &TestServer, dir: &Path) -> Self {
-        let kubeconfig = dir.join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).unwrap();
-        Self {
-            kubeconfig,
-            dir: dir.to_owned(),
-        }
-    }
-
-    /// Runs kubectl off the async runtime; returns (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut command = Command::new(kubectl().unwrap());
-        command
-            .env("KUBECONFIG", &self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.join("cache"))
-            .args(args);
-        let output = tokio::task::spawn_blocking(move || command.output().expect("run kubectl"))
-            .await
-            .unwrap();
-        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-        (
-            output.status.success(),
-            text(output.stdout),
-            text(output.stderr),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed: {err}");
-        out
-    }
-
-    /// Writes `text` to `name` in the scratch directory and returns its path.
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-}
 
 fn temp_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()

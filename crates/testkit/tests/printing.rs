@@ -4,57 +4,15 @@
 //! clients that do not ask for a Table still get objects.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use gitseal_testkit::TestServer;
+
+mod common;
+use common::{Kubectl, kubectl};
 use serde_json::{Value, json};
-
-fn kubectl() -> Option<PathBuf> {
-    gitseal_tests::tool("kubectl", "GITSEAL_KUBECTL")
-}
-
-/// kubectl against a [`TestServer`] of this process.
-struct Kubectl {
-    kubeconfig: PathBuf,
-    dir: PathBuf,
-}
-
-impl Kubectl {
-    fn new(server: &TestServer, dir: &Path) -> Self {
-        let kubeconfig = dir.join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).unwrap();
-        Self {
-            kubeconfig,
-            dir: dir.to_owned(),
-        }
-    }
-
-    /// Runs kubectl off the async runtime and returns its stdout; panics if it fails.
-    async fn ok(&self, args: &[&str]) -> String {
-        let mut command = Command::new(kubectl().unwrap());
-        command
-            .env("KUBECONFIG", &self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.join("cache"))
-            .args(args);
-        let output = tokio::task::spawn_blocking(move || command.output().expect("run kubectl"))
-            .await
-            .unwrap();
-        let err = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "kubectl {args:?} failed: {err}");
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// Writes `text` to `name` in the scratch directory and returns its path.
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-}
 
 /// The lines of kubectl's table output with runs of spaces collapsed to one.
 fn lines(output: &str) -> Vec<String> {

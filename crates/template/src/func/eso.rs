@@ -88,6 +88,7 @@ pub(crate) static FUNCS: &[FuncDef] = &[
     def("fromJson", &[Str], None, from_json),
     def("mustFromJson", &[Str], None, must_from_json),
     def("toYaml", &[Any], None, super::yaml::to_yaml),
+    def("fromYaml", &[Str], None, from_yaml),
     // Numbers.
     def("atoi", &[Str], None, atoi),
     def("int", &[Any], None, to_int),
@@ -417,6 +418,83 @@ fn from_json<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> R<'d> {
 
 fn must_from_json<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> R<'d> {
     super::json::parse(bytes_of(&a[0]), meter)
+}
+
+/// ESO's `fromYaml` (`sigs.k8s.io/yaml` into a `map[string]interface{}`): the YAML goes
+/// through JSON, so numbers are floats as with `fromJson`; text that is not a YAML
+/// mapping gives a map with only `Error`, which names the position, never the text.
+fn from_yaml<'d>(a: Vec<Value<'d>>, meter: &Rc<Meter>) -> R<'d> {
+    let text = bytes_of(&a[0]);
+    // The parsed tree costs about what its text does; charged before parsing.
+    meter.charge(text.len())?;
+    let error = |what: String, meter: &Rc<Meter>| {
+        let key = crate::value::copy(b"Error", meter)?;
+        let message = crate::value::copy(what.as_bytes(), meter)?;
+        c::dict(vec![key, message], meter)
+    };
+    let Ok(text) = std::str::from_utf8(text) else {
+        return error(
+            "error converting YAML to JSON: yaml: invalid UTF-8".into(),
+            meter,
+        );
+    };
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_depth: crate::MAX_DEPTH,
+            max_documents: 1,
+            max_total_scalar_bytes: text.len(),
+        },
+    };
+    let parsed: Result<serde_json::Value, _> = serde_saphyr::from_str_with_options(text, options);
+    let mut parsed = match parsed {
+        Ok(value) => value,
+        Err(e) => {
+            let position = e
+                .location()
+                .filter(|l| l.line() > 0)
+                .map(|l| format!(" line {}:", l.line()))
+                .unwrap_or_default();
+            return error(
+                format!("error converting YAML to JSON: yaml:{position} invalid YAML"),
+                meter,
+            );
+        }
+    };
+    let result = match &parsed {
+        serde_json::Value::Null => c::dict(Vec::new(), meter),
+        serde_json::Value::Object(_) => {
+            let json = Zeroizing::new(serde_json::to_vec(&parsed).unwrap_or_default());
+            super::json::parse(&json, meter)
+        }
+        other => {
+            let kind = match other {
+                serde_json::Value::Array(_) => "array",
+                serde_json::Value::String(_) => "string",
+                serde_json::Value::Bool(_) => "bool",
+                _ => "number",
+            };
+            error(
+                format!(
+                    "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+                ),
+                meter,
+            )
+        }
+    };
+    wipe_json(&mut parsed);
+    result
+}
+
+/// Overwrites the strings of a parsed tree.
+fn wipe_json(value: &mut serde_json::Value) {
+    use zeroize::Zeroize as _;
+    match value {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(wipe_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(wipe_json),
+        _ => {}
+    }
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)`.
