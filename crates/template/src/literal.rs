@@ -26,25 +26,9 @@ pub(crate) fn parse_number(item: &Item) -> Result<i64, String> {
             Esc::Byte(b) => i64::from(b),
         });
     }
-    let (negative, unsigned) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let lower = unsigned.to_ascii_lowercase();
-    let (radix, digits) = match lower.get(..2) {
-        Some("0x") => (16, &lower[2..]),
-        Some("0o") => (8, &lower[2..]),
-        Some("0b") => (2, &lower[2..]),
-        _ if lower.len() > 1 && lower.starts_with('0') => (8, &lower[1..]),
-        _ => (10, lower.as_str()),
-    };
-    let digits = digits.replace('_', "");
-    let valid = underscores_ok(&lower) && !digits.is_empty();
-    let value = i128::from_str_radix(&digits, radix)
-        .ok()
-        .filter(|_| valid && digits.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .map(|m| if negative { -m } else { m })
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let value = go_integer(text)
+        .map(|(negative, m)| if negative { -m } else { m })
         .and_then(|v| i64::try_from(v).ok());
     match value {
         Some(v) => Ok(v),
@@ -59,6 +43,35 @@ pub(crate) fn parse_number(item: &Item) -> Result<i64, String> {
         }
         None => Err(format!("illegal number syntax: {}", quoted(text))),
     }
+}
+
+/// The sign and magnitude of an integer as Go's `strconv.ParseInt(text, 0, 64)` reads it
+/// (base prefixes `0x`, `0o`, `0b`, a leading `0` for octal, `_` by Go's rule), or `None`
+/// when `text` is not one; the range is the caller's to check.
+pub(crate) fn go_integer(text: &str) -> Option<(bool, i128)> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let lower = unsigned.to_ascii_lowercase();
+    let (radix, digits) = match lower.get(..2) {
+        Some("0x") => (16, &lower[2..]),
+        Some("0o") => (8, &lower[2..]),
+        Some("0b") => (2, &lower[2..]),
+        _ if lower.len() > 1 && lower.starts_with('0') => (8, &lower[1..]),
+        _ => (10, lower.as_str()),
+    };
+    if !underscores_ok(&lower) {
+        return None;
+    }
+    let digits = digits.replace('_', "");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    i128::from_str_radix(&digits, radix)
+        .ok()
+        .map(|m| (negative, m))
 }
 
 /// Go's rule for `_` in numbers: only between digits, or after a base prefix.

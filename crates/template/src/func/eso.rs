@@ -16,7 +16,6 @@ use super::sealed as s;
 use super::{FuncDef, bytes_of, costly, def, int_of};
 use crate::func::text::{decode_rune, title};
 use crate::gofmt::json as json_encode;
-use crate::literal::underscores_ok;
 use crate::value::{Buf, Meter, Value, copy};
 
 type R<'d> = Result<Value<'d>, String>;
@@ -499,28 +498,7 @@ fn wipe_json(value: &mut serde_json::Value) {
 
 /// Go's `strconv.ParseInt(s, 0, 64)`.
 fn parse_int(s: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(s).ok()?;
-    let (negative, unsigned) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = unsigned.to_ascii_lowercase();
-    let (radix, digits) = match lower.get(..2) {
-        Some("0x") => (16, &lower[2..]),
-        Some("0o") => (8, &lower[2..]),
-        Some("0b") => (2, &lower[2..]),
-        _ if lower.len() > 1 && lower.starts_with('0') => (8, &lower[1..]),
-        _ => (10, lower.as_str()),
-    };
-    if !underscores_ok(&lower) {
-        return None;
-    }
-    let digits = digits.replace('_', "");
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let m = i128::from_str_radix(&digits, radix).ok()?;
+    let (negative, m) = crate::literal::go_integer(std::str::from_utf8(s).ok()?)?;
     i64::try_from(if negative { -m } else { m }).ok()
 }
 

@@ -548,26 +548,10 @@ fn resolves_to_str(s: &str) -> bool {
 
 /// Whether `strconv.ParseInt(s, 0, 64)` or `ParseUint` accepts `s` (underscores removed).
 fn go_int(s: &str) -> bool {
-    let (negative, u) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = u.to_ascii_lowercase();
-    let (radix, digits) = match lower.get(..2) {
-        Some("0x") => (16, &lower[2..]),
-        Some("0o") => (8, &lower[2..]),
-        Some("0b") => (2, &lower[2..]),
-        _ if lower.len() > 1 && lower.starts_with('0') => (8, &lower[1..]),
-        _ => (10, lower.as_str()),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return false;
-    }
-    match i128::from_str_radix(digits, radix) {
-        Ok(m) if negative => m <= 1 << 63,
-        Ok(m) => m <= u64::MAX as i128,
-        Err(_) => false,
+    match crate::literal::go_integer(s) {
+        Some((true, m)) => m <= 1 << 63,
+        Some((false, m)) => m <= u64::MAX as i128,
+        None => false,
     }
 }
 
