@@ -23,7 +23,7 @@ pub mod store;
 pub mod target;
 pub mod template;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,8 +62,8 @@ impl Reconciled for ExternalSecret {
 pub struct Shared {
     /// Authenticated provider clients per store and identity.
     pub providers: provider::Providers,
-    /// Uids of ExternalSecrets whose last sync saw a definite not-found.
-    not_found: Mutex<HashSet<String>>,
+    /// The sources a definite not-found left out on the last sync, per ExternalSecret uid.
+    not_found: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Shared {
@@ -295,15 +295,20 @@ async fn sync(
     let fetched = sources.fetch().await;
     drop(sources);
     let fetched = fetched?;
-    // A definite not-found counts only when seen on two consecutive syncs.
+    // A definite not-found counts only when the same sources were missing on the
+    // previous sync too.
     {
         let mut seen = ctx.external.not_found.lock().expect("lock");
         if fetched.missing.is_empty() {
             seen.remove(&uid);
-        } else if seen.insert(uid.clone()) || target.deletion_policy == DeletionPolicy::Retain {
-            return Err(Error::Provider(ProviderError::NotFound {
-                key: fetched.missing.join(", "),
-            }));
+        } else {
+            let confirmed = seen.get(&uid) == Some(&fetched.missing);
+            seen.insert(uid.clone(), fetched.missing.clone());
+            if !confirmed || target.deletion_policy == DeletionPolicy::Retain {
+                return Err(Error::Provider(ProviderError::NotFound {
+                    key: fetched.missing.join(", "),
+                }));
+            }
         }
     }
     for source in &fetched.missing {
