@@ -2,51 +2,10 @@
 //! port and stopped at the end): gitseal and the real sops read each other's KMS-wrapped
 //! files, the encryption context is honoured, and a changed context fails with 128.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-/// A moto server, killed when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto(python: &Path) -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(python)
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto.server");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start on {url}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Moto { child, url }
-}
+use gitseal_testkit::moto::Moto;
+use std::process::{Command, Output};
 
 struct Env {
     dir: PathBuf,
@@ -63,8 +22,8 @@ impl Env {
             .env("HOME", &self.dir)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_ENDPOINT_URL_KMS", &self.moto.url)
-            .env("AWS_ENDPOINT_URL", &self.moto.url)
+            .env("AWS_ENDPOINT_URL_KMS", self.moto.url())
+            .env("AWS_ENDPOINT_URL", self.moto.url())
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("SOPS_DISABLE_VERSION_CHECK", "1")
             .env("XDG_CONFIG_HOME", self.dir.join("none"))
@@ -85,7 +44,7 @@ impl Env {
     fn create_key(&self) -> String {
         let script = "import boto3, sys\nkms = boto3.client('kms', endpoint_url=sys.argv[1], region_name='eu-west-1', aws_access_key_id='testing', aws_secret_access_key='testing')\nprint(kms.create_key()['KeyMetadata']['Arn'])\n";
         let output = Command::new(&self.python)
-            .args(["-c", script, &self.moto.url])
+            .args(["-c", script, self.moto.url()])
             .output()
             .unwrap();
         assert!(
@@ -120,7 +79,7 @@ fn kms_keys_with_an_encryption_context_work_both_ways() {
         .unwrap();
     let dir = tmp.path();
     let env = Env {
-        moto: start_moto(&python),
+        moto: Moto::start().expect("GITSEAL_MOTO_PYTHON is set"),
         dir: dir.to_path_buf(),
         python,
     };

@@ -157,6 +157,10 @@ pub struct ExternalSecretsArgs {
     /// `--store-requeue-interval`).
     #[arg(long, env = "GITSEAL_STORE_REQUEUE_INTERVAL", default_value = "5m", value_parser = duration)]
     pub store_requeue_interval: Duration,
+    /// The AWS endpoint to use instead of the region's (an emulator, or a VPC endpoint);
+    /// the SDK's `AWS_ENDPOINT_URL` variables work too.
+    #[arg(long, env = "GITSEAL_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
     /// How often ClusterExternalSecrets look for new namespaces when they set no
     /// `refreshTime`.
     #[arg(long, env = "GITSEAL_CLUSTER_EXTERNAL_SECRET_RESCAN", default_value = "1h", value_parser = duration)]
@@ -485,14 +489,14 @@ mod tests {
             .get_arguments()
             .filter_map(|a| Some((a.get_long()?.to_owned(), a.get_env()?.to_owned())))
             .collect();
-        assert_eq!(flags.len(), 43, "{flags:?}");
+        assert_eq!(flags.len(), 44, "{flags:?}");
         // gitseal's own flags (the ExternalSecret reconciler's) are GITSEAL_<FLAG>.
         let own: Vec<String> =
             <ExternalSecretsArgs as clap::Args>::augment_args(clap::Command::new("own"))
                 .get_arguments()
                 .filter_map(|a| a.get_long().map(str::to_owned))
                 .collect();
-        assert_eq!(own.len(), 8);
+        assert_eq!(own.len(), 9);
         for (long, env) in &flags {
             let env = env.to_str().unwrap();
             if long != "namespace" {

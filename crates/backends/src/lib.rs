@@ -2,8 +2,8 @@
 //!
 //! Asynchronous clients for the services outside the cluster that gitseal talks to:
 //! key services that wrap SOPS data keys (age identities, AWS KMS) and the secret
-//! providers that ExternalSecrets read from (HashiCorp Vault / OpenBao KV; later AWS
-//! Secrets Manager).
+//! providers that ExternalSecrets read from (HashiCorp Vault / OpenBao KV, AWS Secrets
+//! Manager).
 //! Each network backend sits behind its own Cargo feature.
 //!
 //! | you want to…                                          | use                              |
@@ -13,11 +13,16 @@
 //! | wrap or unwrap with AWS KMS (one client per region, profile, role) | `kms::KmsService` (feature `aws-kms`) |
 //! | read ExternalSecret values from any provider          | [`provider::SecretProvider`] → [`provider::SecretMap`] |
 //! | read Vault / OpenBao KV v1 or v2 (one cached, renewed token per store and identity) | `vault::VaultClients` → `vault::VaultProvider` (feature `vault`) |
+//! | read AWS Secrets Manager (one client per store and identity; STS role chains, web identity) | `aws_sm::AwsSmClients` → `aws_sm::AwsSecretsManager` (feature `aws-secretsmanager`) |
 //!
 //! Errors are [`key::KeyServiceError`]: `NotFound`, `AccessDenied`, `Unavailable` or
 //! `Invalid`, with a stable [`kind`](key::KeyServiceError::kind); secret providers return
 //! [`provider::ProviderError`], whose only variant that may delete anything is `NotFound`.
 
+#[cfg(feature = "aws-secretsmanager")]
+pub mod aws_sm;
+#[cfg(any(feature = "vault", feature = "aws-secretsmanager"))]
+mod digest;
 pub mod key;
 #[cfg(feature = "aws-kms")]
 pub mod kms;

@@ -4,7 +4,7 @@
 //! | you want to…                                              | use                                  |
 //! |-----------------------------------------------------------|--------------------------------------|
 //! | read one remote secret once, then take many properties    | [`SecretProvider::get_map`], then [`SecretMap::value`] per `data[]` entry |
-//! | `data[].remoteRef` without `property` (whole secret)      | [`SecretMap::value`]`(None)` = [`SecretMap::to_json`] |
+//! | `data[].remoteRef` without `property` (whole secret)      | [`SecretMap::value`]`(None)` = [`SecretMap::to_json`] (Vault), the raw payload for a [`SecretMap::raw`] (AWS) |
 //! | `dataFrom.extract` (splat a secret, or a property of it)  | [`SecretMap::extract`]               |
 //! | `dataFrom.find` (many secrets by path, name regexp, tags) | [`SecretProvider::find`] with a [`FindQuery`] |
 //! | check a SecretStore's configuration and credentials       | [`SecretProvider::validate`]         |
@@ -197,7 +197,7 @@ pub trait SecretProvider: Send + Sync {
     ) -> BoxFuture<'a, Result<SecretMap, ProviderError>>;
 
     /// Secrets matching `query` for `dataFrom.find`: name (relative to the mount) → payload
-    /// (Vault: the Go-style JSON of the data map), sorted by name.
+    /// (Vault: the Go-style JSON of the data map; AWS: the raw payload), sorted by name.
     fn find<'a>(
         &'a self,
         query: &'a FindQuery,
@@ -225,6 +225,9 @@ struct Entry {
 pub struct SecretMap {
     key: String,
     entries: BTreeMap<String, Entry>,
+    /// The payload as stored remotely, for providers (AWS Secrets Manager) whose
+    /// whole-secret value is the raw payload rather than the JSON of the map.
+    raw: Option<SecretValue>,
 }
 
 impl SecretMap {
@@ -273,7 +276,32 @@ impl SecretMap {
         Self {
             key: key.to_owned(),
             entries,
+            raw: None,
         }
+    }
+
+    /// A secret whose payload is kept as is (AWS Secrets Manager's `SecretString` or
+    /// `SecretBinary`), as ESO's AWS provider reads it: [`SecretMap::value`]`(None)` is
+    /// `payload` itself, byte for byte; if `payload` is a JSON object its keys are the
+    /// map's keys and properties are looked up as in [`SecretMap::property`]; otherwise the map has no keys and every property is
+    /// [`ProviderError::PropertyNotFound`].
+    pub fn raw(key: &str, payload: Vec<u8>) -> Self {
+        let payload = SecretValue::new(payload);
+        let mut map = match serde_json::from_slice::<Value>(payload.as_bytes()) {
+            Ok(Value::Object(object)) => Self::from_object(key, object),
+            Ok(mut other) => {
+                wipe(&mut other);
+                Self::from_object(key, serde_json::Map::new())
+            }
+            Err(_) => Self::from_object(key, serde_json::Map::new()),
+        };
+        map.raw = Some(payload);
+        map
+    }
+
+    /// The raw payload, for a map made by [`SecretMap::raw`].
+    pub fn raw_payload(&self) -> Option<&SecretValue> {
+        self.raw.as_ref()
     }
 
     /// The remote key the map was read from.
@@ -345,21 +373,28 @@ impl SecretMap {
         }
     }
 
-    /// The value for a `remoteRef`: the whole secret's JSON without `property`, else
-    /// [`SecretMap::property`].
+    /// The value for a `remoteRef`: the whole secret's JSON without `property` (the raw
+    /// payload for a map made by [`SecretMap::raw`]), else [`SecretMap::property`].
     pub fn value(&self, property: Option<&str>) -> Result<SecretValue, ProviderError> {
         match property {
-            None | Some("") => Ok(self.to_json()),
+            None | Some("") => Ok(match &self.raw {
+                Some(raw) => raw.duplicate(),
+                None => self.to_json(),
+            }),
             Some(property) => self.property(property),
         }
     }
 
     /// The value of `property`: an exact top-level key first, else a gjson path (the subset
-    /// in the module docs).
+    /// in the module docs). This is ESO's AWS order as well (a dotted property is tried as a literal key first).
     pub fn property(&self, property: &str) -> Result<SecretValue, ProviderError> {
         if let Some(entry) = self.entries.get(property) {
             return Ok(entry.bytes.duplicate());
         }
+        self.path_property(property)
+    }
+
+    fn path_property(&self, property: &str) -> Result<SecretValue, ProviderError> {
         let path = parse_path(property).map_err(|what| {
             ProviderError::Invalid(format!(
                 "property {property:?} of secret {:?}: {what} is not supported (see the gjson subset in the docs)",
@@ -609,6 +644,28 @@ mod tests {
         let b = m.extract(Some("b")).unwrap();
         assert_eq!(b.get("k").unwrap().as_bytes(), b"v");
         assert_eq!(m.extract(Some("c")).err().unwrap().kind(), "Invalid");
+    }
+
+    #[test]
+    fn raw_payloads() {
+        let plain = SecretMap::raw("k", b"just text".to_vec());
+        assert_eq!(plain.value(None).unwrap().as_bytes(), b"just text");
+        assert!(plain.is_empty());
+        assert_eq!(
+            plain.property("x").err().unwrap().kind(),
+            "PropertyNotFound"
+        );
+        let json = SecretMap::raw("k", br#"{"b":1, "a":{"c":"d"}, "x.y":"dot"}"#.to_vec());
+        assert_eq!(
+            json.value(None).unwrap().as_bytes(),
+            br#"{"b":1, "a":{"c":"d"}, "x.y":"dot"}"#
+        );
+        assert_eq!(prop(&json, "a.c"), "d");
+        assert_eq!(prop(&json, "x.y"), "dot");
+        assert_eq!(prop(&json, "b"), "1");
+        let list = SecretMap::raw("k", b"[1,2]".to_vec());
+        assert_eq!(list.value(None).unwrap().as_bytes(), b"[1,2]");
+        assert_eq!(list.property("0").err().unwrap().kind(), "PropertyNotFound");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 mod cel_validation;
 mod error;
 mod fields;
+pub mod moto;
 pub mod openbao;
 mod patch;
 mod protobuf;

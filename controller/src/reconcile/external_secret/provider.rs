@@ -6,8 +6,13 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use gitseal_api::{SecretKeySelector, ServiceAccountSelector, StoreKind, VaultKvVersion};
-use gitseal_backends::provider::{ProviderError, SecretProvider, SecretValue};
+use gitseal_api::{
+    AwsServiceType, SecretKeySelector, ServiceAccountSelector, StoreKind, VaultKvVersion,
+};
+use gitseal_backends::aws_sm::{
+    AwsCredentials, AwsSmCall, AwsSmCallObserver, AwsSmClientKey, AwsSmClients, AwsSmConfig,
+};
+use gitseal_backends::provider::{BoxFuture, ProviderError, SecretProvider, SecretValue};
 use gitseal_backends::vault::{
     CallObserver, Credential, CredentialDigest, Credentials, KvVersion, VaultAuth, VaultCall,
     VaultClientKey, VaultClients, VaultConfig,
@@ -29,6 +34,7 @@ const POD_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Authenticated provider clients, per store and identity.
 pub struct Providers {
     vault: VaultClients,
+    aws: AwsSmClients,
 }
 
 struct Observer(ExternalSecretMetrics);
@@ -40,11 +46,20 @@ impl CallObserver for Observer {
     }
 }
 
+impl AwsSmCallObserver for Observer {
+    fn observe(&self, call: AwsSmCall, success: bool) {
+        self.0
+            .provider_call("AWS/SecretsManager", call.as_str(), success);
+    }
+}
+
 impl Providers {
     /// No clients yet; provider calls are counted in `metrics`.
     pub fn new(metrics: ExternalSecretMetrics) -> Self {
+        let observer = Arc::new(Observer(metrics));
         Self {
-            vault: VaultClients::new(Arc::new(Observer(metrics))),
+            vault: VaultClients::new(observer.clone()),
+            aws: AwsSmClients::new(observer),
         }
     }
 
@@ -72,9 +87,17 @@ impl Providers {
                 .get_or_insert_with(&key, move || Ok((config, credentials)))?;
             return Ok(provider);
         }
+        if let Some(aws) = &store.spec.provider.aws
+            && aws.service == AwsServiceType::SecretsManager
+        {
+            let (key, config) = aws_client(ctx, store, aws, namespace).await?;
+            let provider = self.aws.get_or_insert_with(&key, move || Ok(config))?;
+            return Ok(provider);
+        }
         let name = store.spec.provider.name().unwrap_or("no provider");
         Err(Error::Sync(format!(
-            "{}: provider {name:?} is not supported by gitseal (supported: vault)",
+            "{}: provider {name:?} is not supported by gitseal (supported: vault, aws \
+             SecretsManager)",
             store.describe()
         )))
     }
@@ -85,6 +108,16 @@ impl Providers {
 pub fn validation_namespace(store: &Store) -> Option<String> {
     if let Some(ns) = &store.namespace {
         return Some(ns.clone());
+    }
+    if let Some(aws) = &store.spec.provider.aws {
+        let auth = aws.auth.clone().unwrap_or_default();
+        let named = |ns: &Option<String>| ns.clone().filter(|n| !n.is_empty());
+        return match (&auth.secret_ref, &auth.jwt) {
+            (Some(r), _) => named(&r.access_key_id_secret_ref.namespace),
+            (None, Some(j)) => named(&j.service_account_ref.as_ref()?.namespace),
+            // The controller's own default chain needs no namespace.
+            (None, None) => Some(String::new()),
+        };
     }
     let vault = store.spec.provider.vault.as_ref()?;
     let auth = vault.auth.as_ref()?;
@@ -160,22 +193,28 @@ async fn read_key(
     Ok((format!("{ns}/{}/{key}", selector.name), value))
 }
 
-/// Credentials that mint a service account token by TokenRequest at each login.
+/// A function that mints a service account token by TokenRequest each time it is called
+/// (at login only).
+type TokenSource =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<SecretValue, ProviderError>> + Send + Sync>;
+
+/// A [`TokenSource`] for `account` in `namespace`, for its audiences (else
+/// `default_audiences`), valid for `expiration` seconds.
 fn token_request(
     client: &kube::Client,
     namespace: String,
     account: &ServiceAccountSelector,
     default_audiences: &[&str],
     expiration: i64,
-) -> Credentials {
+) -> TokenSource {
     let client = client.clone();
     let name = account.name.clone();
-    let audiences = if account.audiences.is_empty() {
+    let audiences: Vec<String> = if account.audiences.is_empty() {
         default_audiences.iter().map(|a| (*a).to_owned()).collect()
     } else {
         account.audiences.clone()
     };
-    Credentials::new(move || {
+    Arc::new(move || {
         let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
         let request = TokenRequest {
             spec: TokenRequestSpec {
@@ -186,7 +225,7 @@ fn token_request(
             ..TokenRequest::default()
         };
         let name = name.clone();
-        async move {
+        Box::pin(async move {
             let response: TokenRequest = api
                 .create_subresource("token", &name, &PostParams::default(), &request)
                 .await
@@ -206,9 +245,139 @@ fn token_request(
                 .map(|s| s.token)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| ProviderError::Unavailable("empty TokenRequest response".into()))?;
-            Ok(Credential::Jwt(SecretValue::new(token.into_bytes())))
-        }
+            Ok(SecretValue::new(token.into_bytes()))
+        })
     })
+}
+
+/// Vault credentials that log in with a token from `source`.
+fn jwt_from(source: TokenSource) -> Credentials {
+    Credentials::new(move || {
+        let token = source();
+        async move { Ok(Credential::Jwt(token.await?)) }
+    })
+}
+
+/// The cache key and configuration of an AWS Secrets Manager store for `namespace`:
+/// static credentials from a Secret, IRSA (a service account token from TokenRequest for
+/// the role its `eks.amazonaws.com/role-arn` annotation names, exchanged at STS), or the
+/// controller's own default chain; then `additionalRoles` and `role` assumed in turn.
+async fn aws_client(
+    ctx: &Context,
+    store: &Store,
+    aws: &gitseal_api::AwsProvider,
+    namespace: &str,
+) -> Result<(AwsSmClientKey, AwsSmConfig), Error> {
+    let client = &ctx.client;
+    let mut key = AwsSmClientKey {
+        store: format!(
+            "{}/{}/{}/{}",
+            super::store::kind_name(store.kind),
+            store.namespace.as_deref().unwrap_or_default(),
+            store.name,
+            store.generation
+        ),
+        region: aws.region.clone(),
+        ..AwsSmClientKey::default()
+    };
+    let auth = aws.auth.clone().unwrap_or_default();
+    let credentials = if let Some(secret_ref) = &auth.secret_ref {
+        let (reference, id) = read_key(
+            client,
+            store,
+            namespace,
+            &secret_ref.access_key_id_secret_ref,
+            "",
+        )
+        .await?;
+        let (_, secret) = read_key(
+            client,
+            store,
+            namespace,
+            &secret_ref.secret_access_key_secret_ref,
+            "",
+        )
+        .await?;
+        let session = match &secret_ref.session_token_secret_ref {
+            Some(selector) => Some(read_key(client, store, namespace, selector, "").await?.1),
+            None => None,
+        };
+        let mut material = id.as_bytes().to_vec();
+        material.extend_from_slice(secret.as_bytes());
+        key.auth_method = "secretRef".into();
+        key.credential_ref = reference;
+        key.credential_digest = Some(CredentialDigest::of(&material));
+        zeroize::Zeroize::zeroize(&mut material);
+        AwsCredentials::Static {
+            access_key_id: String::from_utf8(id.as_bytes().to_vec()).map_err(|_| {
+                Error::Sync(format!(
+                    "{}: the access key id is not text",
+                    store.describe()
+                ))
+            })?,
+            secret_access_key: secret,
+            session_token: session,
+        }
+    } else if let Some(account) = auth
+        .jwt
+        .as_ref()
+        .and_then(|j| j.service_account_ref.as_ref())
+    {
+        let ns = ref_namespace(store, namespace, account.namespace.as_deref())?;
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+        let sa = accounts
+            .get_opt(&account.name)
+            .await
+            .map_err(Error::Fetch)?
+            .ok_or_else(|| {
+                Error::Sync(format!(
+                    "{}: service account {:?} not found in {ns:?}",
+                    store.describe(),
+                    account.name
+                ))
+            })?;
+        let annotations = sa.metadata.annotations.unwrap_or_default();
+        let role_arn = annotations
+            .get("eks.amazonaws.com/role-arn")
+            .cloned()
+            .ok_or_else(|| {
+                Error::Sync(format!(
+                    "{}: service account {:?} has no eks.amazonaws.com/role-arn annotation",
+                    store.describe(),
+                    account.name
+                ))
+            })?;
+        let audience = annotations
+            .get("eks.amazonaws.com/audience")
+            .cloned()
+            .unwrap_or_else(|| "sts.amazonaws.com".into());
+        let mut account = account.clone();
+        account.audiences.insert(0, audience);
+        key.auth_method = "jwt".into();
+        key.credential_ref = format!("serviceaccount:{ns}/{}|{role_arn}", account.name);
+        AwsCredentials::WebIdentity {
+            role_arn,
+            token: token_request(client, ns, &account, &[], 600),
+        }
+    } else {
+        key.auth_method = "default".into();
+        AwsCredentials::DefaultChain
+    };
+    let mut config = AwsSmConfig::new(aws.region.clone(), credentials);
+    config.endpoint = ctx.config.external_secrets.aws_endpoint_url.clone();
+    config.prefix = aws.prefix.clone().filter(|p| !p.is_empty());
+    config.role = aws.role.clone().filter(|r| !r.is_empty());
+    config.additional_roles = aws.additional_roles.clone();
+    config.external_id = aws.external_id.clone().filter(|e| !e.is_empty());
+    key.endpoint = config.endpoint.clone().unwrap_or_default();
+    key.role_chain = config
+        .additional_roles
+        .iter()
+        .chain(config.role.iter())
+        .cloned()
+        .collect();
+    key.external_id = config.external_id.clone().unwrap_or_default();
+    Ok((key, config))
 }
 
 /// The cache key, configuration and credentials of a Vault store for `namespace`.
@@ -272,7 +441,7 @@ async fn vault_client(
         let credentials = if let Some(account) = &kubernetes.service_account_ref {
             let ns = ref_namespace(store, namespace, account.namespace.as_deref())?;
             key.credential_ref = format!("serviceaccount:{ns}/{}", account.name);
-            token_request(client, ns, account, &[], 600)
+            jwt_from(token_request(client, ns, account, &[], 600))
         } else if let Some(selector) = &kubernetes.secret_ref {
             let (reference, jwt) = read_key(client, store, namespace, selector, "token").await?;
             key.credential_ref = reference;
@@ -314,13 +483,13 @@ async fn vault_client(
             if account.audiences.is_empty() {
                 account.audiences = token.audiences.clone();
             }
-            token_request(
+            jwt_from(token_request(
                 client,
                 ns,
                 &account,
                 &["vault"],
                 token.expiration_seconds.unwrap_or(600),
-            )
+            ))
         } else {
             return Err(invalid(
                 "jwt auth needs secretRef or kubernetesServiceAccountToken".into(),
