@@ -165,7 +165,8 @@ fn owner_reference(es: &ExternalSecret) -> OwnerReference {
 /// How `es` may write the existing Secret `secret`:
 ///
 /// - controlled by anything else (a SealedSecret, a SopsSecret, another ExternalSecret,
-///   a Deployment's token…): never;
+///   a Deployment's token…), or made by a SealedSecret without an ownerReference (its
+///   digest or sealed-secrets' annotations): never;
 /// - controlled by `es`, or carrying ESO's marks of `es` (its `created-by` label, or the
 ///   managed label with `es`'s field manager): replaced — this is how Secrets made by
 ///   ESO are adopted;
@@ -183,6 +184,15 @@ pub fn ownership(es: &ExternalSecret, secret: &Secret) -> Ownership {
         } else {
             Ownership::Foreign
         };
+    }
+    // A SealedSecret's Secret without an ownerReference (`skip-set-owner-references`)
+    // still carries the digest the SealedSecret reconciler writes, or upstream's marks.
+    let annotations = secret.annotations();
+    if annotations.contains_key(crate::reconcile::DIGEST_ANNOTATION)
+        || annotations.contains_key(gitseal_api::ANNOTATION_MANAGED)
+        || annotations.contains_key(gitseal_api::ANNOTATION_PATCH)
+    {
+        return Ownership::Foreign;
     }
     let namespace = es.namespace().unwrap_or_default();
     let labels = secret.labels();
@@ -285,6 +295,15 @@ mod tests {
         assert_eq!(
             ownership(&self::es("Merge"), &Secret::default()),
             Ownership::Patch { managed: false }
+        );
+        let mut unowned_sealed = Secret::default();
+        unowned_sealed.metadata.annotations = Some(BTreeMap::from([(
+            crate::reconcile::DIGEST_ANNOTATION.into(),
+            "k:00".into(),
+        )]));
+        assert_eq!(
+            ownership(&self::es("Merge"), &unowned_sealed),
+            Ownership::Foreign
         );
         let mut owned = sealed.clone();
         owned.metadata.owner_references.as_mut().unwrap()[0].uid = "u1".into();
