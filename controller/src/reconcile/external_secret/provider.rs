@@ -270,13 +270,7 @@ async fn aws_client(
 ) -> Result<(AwsSmClientKey, AwsSmConfig), Error> {
     let client = &ctx.client;
     let mut key = AwsSmClientKey {
-        store: format!(
-            "{}/{}/{}/{}",
-            super::store::kind_name(store.kind),
-            store.namespace.as_deref().unwrap_or_default(),
-            store.name,
-            store.generation
-        ),
+        store: store.identity(),
         region: aws.region.clone(),
         ..AwsSmClientKey::default()
     };
@@ -394,13 +388,7 @@ async fn vault_client(
         .as_ref()
         .ok_or_else(|| invalid("spec.provider.vault.auth is required".into()))?;
     let mut key = VaultClientKey {
-        store: format!(
-            "{}/{}/{}/{}",
-            super::store::kind_name(store.kind),
-            store.namespace.as_deref().unwrap_or_default(),
-            store.name,
-            store.generation
-        ),
+        store: store.identity(),
         server: vault.server.clone(),
         namespace: vault.namespace.clone().unwrap_or_default(),
         auth_namespace: auth_spec.namespace.clone().unwrap_or_default(),

@@ -29,6 +29,17 @@ pub struct Store {
 }
 
 impl Store {
+    /// `<kind>/<namespace>/<name>/<generation>`: a changed store is a new client.
+    pub fn identity(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            kind_name(self.kind),
+            self.namespace.as_deref().unwrap_or_default(),
+            self.name,
+            self.generation
+        )
+    }
+
     /// `SecretStore "x"` / `ClusterSecretStore "x"`, as ESO names stores in messages.
     pub fn describe(&self) -> String {
         format!("{} {:?}", kind_name(self.kind), self.name)
