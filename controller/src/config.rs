@@ -45,6 +45,9 @@ pub struct Config {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+    /// On-demand refresh (`POST /v1/refresh`).
+    #[command(flatten)]
+    pub refresh: RefreshArgs,
 }
 
 /// Sealing keys: how they are named, made, renewed and ordered.
@@ -161,10 +164,25 @@ pub struct ExternalSecretsArgs {
     /// the SDK's `AWS_ENDPOINT_URL` variables work too.
     #[arg(long, env = "GITSEAL_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// Provider calls per second to one store (a store's `gitseal.dev/rate-limit`
+    /// annotation overrides it).
+    #[arg(long, env = "GITSEAL_STORE_RATE_LIMIT", default_value_t = 50.0)]
+    pub store_rate_limit: f64,
+    /// Provider calls to one store in a burst above the rate (`gitseal.dev/burst`).
+    #[arg(long, env = "GITSEAL_STORE_BURST", default_value_t = 100)]
+    pub store_burst: u32,
+    /// Provider calls to one store in flight at once (`gitseal.dev/concurrency`).
+    #[arg(long, env = "GITSEAL_STORE_CONCURRENCY", default_value_t = 8)]
+    pub store_concurrency: u32,
     /// How often ClusterExternalSecrets look for new namespaces when they set no
     /// `refreshTime`.
     #[arg(long, env = "GITSEAL_CLUSTER_EXTERNAL_SECRET_RESCAN", default_value = "1h", value_parser = duration)]
     pub cluster_external_secret_rescan: Duration,
+    /// How long to wait after a synced Secret's data changed before restarting the
+    /// workloads annotated `gitseal.dev/restart-on-secret-change` with its name (changes
+    /// within the wait are merged into one restart).
+    #[arg(long, env = "GITSEAL_ROLLOUT_DEBOUNCE", default_value = "5s", value_parser = duration)]
+    pub rollout_debounce: Duration,
 }
 
 /// What every reconciler watches, and how it talks to the API server.
@@ -444,6 +462,85 @@ fn listen_addr(text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("invalid listen address {text:?}: {e}"))
 }
 
+/// On-demand refresh: who may call `POST /v1/refresh` (with neither flag the endpoint is
+/// off and answers 404).
+#[derive(clap::Args, Clone)]
+pub struct RefreshArgs {
+    /// `<namespace>/<name>` of a Secret whose key `token` is a bearer token accepted by
+    /// `POST /v1/refresh` (read when requests come, cached 5 s; a missing or empty token
+    /// refuses every request).
+    #[arg(long, env = "GITSEAL_REFRESH_TOKEN_SECRET", value_parser = namespaced_name)]
+    pub refresh_token_secret: Option<NamespacedName>,
+    /// Service accounts (`namespace:name,...`) whose tokens, checked by TokenReview, may
+    /// call `POST /v1/refresh`; other authenticated accounts get 403.
+    #[arg(long, env = "GITSEAL_REFRESH_SERVICE_ACCOUNTS", default_value = "",
+          value_parser = service_accounts)]
+    pub refresh_service_accounts: ServiceAccounts,
+}
+
+/// An object named by namespace and name (`--refresh-token-secret`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamespacedName {
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+/// The value of `--refresh-service-accounts`: `namespace:name,...`, parsed when the flags
+/// are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceAccounts(pub Vec<NamespacedName>);
+
+/// Parses `<namespace>/<name>`: a namespace (DNS label) and an object name (DNS subdomain).
+fn namespaced_name(text: &str) -> Result<NamespacedName, String> {
+    match text.trim().split_once('/') {
+        Some((namespace, name)) if dns_label(namespace) && dns_subdomain(name) => {
+            Ok(NamespacedName {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+        }
+        _ => Err(format!("{text:?} is not <namespace>/<name>")),
+    }
+}
+
+/// Parses `namespace:name,...` (blanks around items trimmed, empty items skipped).
+fn service_accounts(text: &str) -> Result<ServiceAccounts, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| match item.split_once(':') {
+            Some((namespace, name))
+                if dns_label(namespace.trim()) && dns_subdomain(name.trim()) =>
+            {
+                Ok(NamespacedName {
+                    namespace: namespace.trim().to_owned(),
+                    name: name.trim().to_owned(),
+                })
+            }
+            _ => Err(format!("{item:?} is not namespace:name")),
+        })
+        .collect::<Result<_, _>>()
+        .map(ServiceAccounts)
+}
+
+/// A DNS-1123 label (a namespace's name): at most 63 of `[a-z0-9-]`, alphanumeric at both
+/// ends.
+pub(crate) fn dns_label(text: &str) -> bool {
+    text.len() <= 63 && !text.contains('.') && dns_subdomain(text)
+}
+
+/// A DNS-1123 subdomain (most objects' names): at most 253 of `[a-z0-9-.]`, alphanumeric
+/// at both ends.
+pub(crate) fn dns_subdomain(text: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    text.len() <= 253
+        && text.bytes().next().is_some_and(alnum)
+        && text.bytes().last().is_some_and(alnum)
+        && text.bytes().all(|b| alnum(b) || b == b'-' || b == b'.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +558,10 @@ mod tests {
         assert_eq!(config.keys.key_cutoff_time, KeyCutoff(None));
         assert_eq!(config.http.listen_addr.port(), 8080);
         assert_eq!(config.http.listen_metrics_addr.port(), 8081);
+        assert_eq!(
+            config.external_secrets.rollout_debounce,
+            Duration::from_secs(5)
+        );
         let config =
             Config::try_parse_from(["c", "--update-status=false", "--rotate-period", "1h"])
                 .unwrap();
@@ -489,18 +590,29 @@ mod tests {
             .get_arguments()
             .filter_map(|a| Some((a.get_long()?.to_owned(), a.get_env()?.to_owned())))
             .collect();
-        assert_eq!(flags.len(), 44, "{flags:?}");
+        assert_eq!(flags.len(), 50, "{flags:?}");
+        assert!(
+            flags
+                .iter()
+                .any(|(l, e)| l == "rollout-debounce" && e == "GITSEAL_ROLLOUT_DEBOUNCE")
+        );
         // gitseal's own flags (the ExternalSecret reconciler's) are GITSEAL_<FLAG>.
         let own: Vec<String> =
             <ExternalSecretsArgs as clap::Args>::augment_args(clap::Command::new("own"))
                 .get_arguments()
                 .filter_map(|a| a.get_long().map(str::to_owned))
                 .collect();
-        assert_eq!(own.len(), 9);
+        assert_eq!(own.len(), 13);
+        let refresh: Vec<String> =
+            <RefreshArgs as clap::Args>::augment_args(clap::Command::new("refresh"))
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_owned))
+                .collect();
+        assert_eq!(refresh.len(), 2);
         for (long, env) in &flags {
             let env = env.to_str().unwrap();
             if long != "namespace" {
-                let prefix = if own.contains(long) {
+                let prefix = if own.contains(long) || refresh.contains(long) {
                     "GITSEAL"
                 } else {
                     "SEALED_SECRETS"
@@ -554,5 +666,54 @@ mod tests {
         ] {
             assert!(Config::try_parse_from(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn refresh_flags_are_checked_when_parsed() {
+        let config = Config::try_parse_from(["c"]).unwrap();
+        assert_eq!(config.refresh.refresh_token_secret, None);
+        assert!(config.refresh.refresh_service_accounts.0.is_empty());
+        let config = Config::try_parse_from([
+            "c",
+            "--refresh-token-secret",
+            "gitseal/refresh-token",
+            "--refresh-service-accounts",
+            "ci:refresher, team-a:deploy.bot,",
+        ])
+        .unwrap();
+        let account = |namespace: &str, name: &str| NamespacedName {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        assert_eq!(
+            config.refresh.refresh_token_secret,
+            Some(account("gitseal", "refresh-token"))
+        );
+        assert_eq!(
+            config.refresh.refresh_service_accounts.0,
+            [account("ci", "refresher"), account("team-a", "deploy.bot")]
+        );
+        for bad in [
+            ["c", "--refresh-token-secret", "refresh-token"],
+            ["c", "--refresh-token-secret", "gitseal/"],
+            ["c", "--refresh-token-secret", "/name"],
+            ["c", "--refresh-token-secret", "a/b/c"],
+            ["c", "--refresh-token-secret", "Gitseal/x"],
+            ["c", "--refresh-token-secret", "a.b/x"],
+            ["c", "--refresh-service-accounts", "ci/refresher"],
+            ["c", "--refresh-service-accounts", "ci:"],
+            ["c", "--refresh-service-accounts", ":x"],
+            ["c", "--refresh-service-accounts", "ci:a:b"],
+            ["c", "--refresh-service-accounts", "ci:ok,bad"],
+        ] {
+            assert!(Config::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let error = Config::try_parse_from(["c", "--refresh-service-accounts", "ci:ok,bad"])
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("\"bad\" is not namespace:name"),
+            "{error}"
+        );
     }
 }

@@ -33,6 +33,8 @@ pub struct Context {
     pub retries: Retries,
     /// What the ExternalSecret reconciler keeps between syncs (provider clients).
     pub external: crate::reconcile::external_secret::Shared,
+    /// Restarts the workloads that depend on Secrets whose data changed.
+    pub rollout: crate::rollout::Rollout,
 }
 
 impl Context {
@@ -45,10 +47,15 @@ impl Context {
         instance: String,
     ) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let external =
-            crate::reconcile::external_secret::Shared::new(metrics.external_secrets.clone());
+        let external = crate::reconcile::external_secret::Shared::new(
+            metrics.external_secrets.clone(),
+            &config,
+        );
+        let rollout =
+            crate::rollout::Rollout::new(client.clone(), config.external_secrets.rollout_debounce);
         Self {
             external,
+            rollout,
             instance,
             client,
             config,

@@ -27,6 +27,8 @@ pub mod keyring;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod rollout;
+pub mod scheduler;
 pub mod server;
 pub mod unseal;
 

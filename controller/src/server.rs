@@ -4,6 +4,7 @@
 //! rate-limited per client with 429; `/metrics` on its own listener. [`serve`] serves each
 //! listener under [`HttpLimits`], so that idle or slow clients, however many, cannot take
 //! the file descriptors or keep `/healthz` and `/metrics` from answering.
+//! `POST /v1/refresh` (authenticated, off unless configured) is in `server/refresh.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::context::Context;
 use crate::metrics::{HttpLabels, HttpPathLabels, Metrics};
+
+mod refresh;
 
 /// How long a client has to send a request's headers: 10 s. The clock also runs while a
 /// kept-alive connection waits for its next request, so this is the idle timeout too.
@@ -177,6 +180,7 @@ async fn guard(State(limits): State<HttpLimits>, request: Request, next: Next) -
 pub struct Api {
     ctx: Arc<Context>,
     limiter: Arc<RateLimiter>,
+    refresher: Arc<refresh::Refresher>,
 }
 
 /// The router of the API port.
@@ -186,6 +190,7 @@ pub fn api_router(ctx: Arc<Context>) -> Router {
         ctx.config.http.rate_limit_burst,
     ));
     let metrics = ctx.metrics.clone();
+    let refresher = Arc::new(refresh::Refresher::new(&ctx.config.refresh));
     Router::new()
         .route(
             "/healthz",
@@ -200,8 +205,13 @@ pub fn api_router(ctx: Arc<Context>) -> Router {
         .route("/v1/cert.pem", any(cert))
         .route("/v1/verify", post(verify))
         .route("/v1/rotate", post(rotate))
+        .route(refresh::PATH, post(refresh::refresh))
         .layer(axum::middleware::from_fn_with_state(metrics, count))
-        .with_state(Api { ctx, limiter })
+        .with_state(Api {
+            ctx,
+            limiter,
+            refresher,
+        })
 }
 
 /// The router of the metrics port.
@@ -229,7 +239,10 @@ async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next
     let started = Instant::now();
     let response = next.run(request).await;
     // Only the API's own paths: arbitrary paths would make unbounded label sets.
-    if matches!(path.as_str(), "/v1/cert.pem" | "/v1/verify" | "/v1/rotate") {
+    if matches!(
+        path.as_str(),
+        "/v1/cert.pem" | "/v1/verify" | "/v1/rotate" | refresh::PATH
+    ) {
         metrics
             .http
             .requests

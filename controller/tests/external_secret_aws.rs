@@ -11,31 +11,7 @@ use gitseal_api::{ExternalSecret, SecretStore};
 use gitseal_testkit::moto::Moto;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
-
-async fn create<K>(api: &Api<K>, object: Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let object: K = serde_json::from_value(object).unwrap();
-    api.create(&PostParams::default(), &object)
-        .await
-        .unwrap_or_else(|e| panic!("create: {e}"));
-}
-
-async fn ready(cluster: &Cluster, name: &str, status: &str, reason: &str) {
-    let api: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), NS);
-    wait_for(&format!("{name} Ready={status} ({reason})"), || async {
-        let es = api.get(name).await.ok()?;
-        let c = es
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        (c.status == status && c.reason.as_deref() == Some(reason)).then_some(())
-    })
-    .await;
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_manager_with_static_credentials_and_irsa() {
@@ -65,7 +41,7 @@ async fn secrets_manager_with_static_credentials_and_irsa() {
     );
     secrets.create(&PostParams::default(), &keys).await.unwrap();
     let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), NS);
-    create(
+    create_object(
         &accounts,
         json!({"metadata": {"name": "irsa", "namespace": NS, "annotations":
             {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/app"}}}),
@@ -83,7 +59,7 @@ async fn secrets_manager_with_static_credentials_and_irsa() {
             json!({"jwt": {"serviceAccountRef": {"name": "irsa"}}}),
         ),
     ] {
-        create(
+        create_object(
             &stores,
             json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
                    "metadata": {"name": name, "namespace": NS},
@@ -93,7 +69,7 @@ async fn secrets_manager_with_static_credentials_and_irsa() {
     }
     let es: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), NS);
     for store in ["static", "irsa"] {
-        create(
+        create_object(
             &es,
             json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
                    "metadata": {"name": format!("db-{store}"), "namespace": NS},
@@ -118,12 +94,12 @@ async fn secrets_manager_with_static_credentials_and_irsa() {
         assert_eq!(data["port"].0, b"5432");
         assert_eq!(data["plain"].0, b"just-a-string");
         assert_eq!(data["blob"].0, b"\x00\x01binary");
-        ready(&cluster, &name, "True", "SecretSynced").await;
+        external_secret_ready(&cluster, &name, "True", "SecretSynced").await;
     }
 
     // A deleted secret (in its recovery window) is not found; with deletionPolicy Delete
     // the Secret goes only after the second sync that finds it missing.
-    create(
+    create_object(
         &es,
         json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
                "metadata": {"name": "temp", "namespace": NS},
@@ -134,8 +110,8 @@ async fn secrets_manager_with_static_credentials_and_irsa() {
     .await;
     secret_with(&cluster, "temp", "v", "1").await;
     moto.boto3("sm.delete_secret(SecretId='app/temp', RecoveryWindowInDays=7)");
-    ready(&cluster, "temp", "False", "SecretSyncedError").await;
+    external_secret_ready(&cluster, "temp", "False", "SecretSyncedError").await;
     assert!(secrets.get_opt("temp").await.unwrap().is_some());
-    ready(&cluster, "temp", "True", "SecretDeleted").await;
+    external_secret_ready(&cluster, "temp", "True", "SecretDeleted").await;
     assert!(secrets.get_opt("temp").await.unwrap().is_none());
 }

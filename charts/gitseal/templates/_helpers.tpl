@@ -56,5 +56,10 @@ Role per watched namespace with rbac.namespacedRoles.
 - apiGroups: [""]
   resources: [serviceaccounts/token]
   verbs: [create]
+# Workloads annotated gitseal.dev/restart-on-secret-change: restarted (pod template
+# annotations patched) when a Secret they name changes.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, list, patch]
 {{- end }}
 {{- end }}

@@ -98,13 +98,17 @@ pub fn enabled(config: &Config) -> Vec<(&'static str, Start, Scope)> {
 }
 
 /// Runs every enabled reconciler in every watched namespace until `stop`, once the
-/// sealing keys are there (the leader just made one if there was none). Idle provider
-/// clients are dropped hourly, and every client's token is revoked when they stop.
+/// sealing keys are there (the leader just made one if there was none). Shared reads
+/// older than a minute and provider clients idle for an hour are dropped, and every
+/// client's token is revoked when they stop.
 pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
     let mut keys = ctx.keyring.subscribe();
-    let _ = keys
-        .wait_for(|_| ctx.keyring.snapshot().latest().is_some())
-        .await;
+    let mut stopped = stop.clone();
+    tokio::select! {
+        _ = keys.wait_for(|_| ctx.keyring.snapshot().latest().is_some()) => {}
+        // Stopped before a key came: nothing was started, nothing to wait for.
+        _ = stopped.wait_for(|s| *s) => return,
+    }
     let mut runs = Vec::new();
     for (_kind, start, scope) in enabled(&ctx.config) {
         match scope {
@@ -120,10 +124,11 @@ pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
         let ctx = ctx.clone();
         let mut stop = stop.clone();
         async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            let mut tick = tokio::time::interval(crate::scheduler::MAX_WINDOW);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
+                        ctx.external.scheduler.expire_reads();
                         ctx.external.providers.evict_idle(Duration::from_secs(3600)).await;
                     }
                     _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
@@ -207,10 +212,7 @@ pub fn controller_for<K: Reconciled>(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(spec_or_annotations, Default::default());
-    let workers = match ctx.config.watch.workers {
-        0 => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()) as u16,
-        n => n,
-    };
+    let workers = workers(&ctx.config) as u16;
     let mut controller = Controller::for_stream(trigger, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(workers));
     if let Some(secrets) = secrets {
@@ -218,6 +220,14 @@ pub fn controller_for<K: Reconciled>(
         controller = controller.owns_stream(owned);
     }
     controller
+}
+
+/// Reconciles at once per kind (`--workers`, 0: four per CPU).
+pub fn workers(config: &Config) -> usize {
+    match config.watch.workers {
+        0 => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => usize::from(n),
+    }
 }
 
 /// Runs `controller` with `reconcile` and the shared [`error_policy`] until `stop`.

@@ -159,6 +159,7 @@ where
         uid: object.uid().unwrap_or_default(),
         generation: object.meta().generation.unwrap_or_default(),
         spec: object.spec().clone(),
+        annotations: object.annotations().clone(),
     };
     let result = validate(&ctx, &store).await;
     let (ready, reason, message) = outcome(&result);

@@ -205,3 +205,49 @@ pub fn metric(text: &str, prefix: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Creates `object` (any kind) through `api`; panics if the server refuses it.
+pub async fn create_object<K>(api: &Api<K>, object: Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("create: {e}"));
+}
+
+/// Waits until the ExternalSecret `NS/name` has `Ready` = `status` for `reason`.
+pub async fn external_secret_ready(cluster: &Cluster, name: &str, status: &str, reason: &str) {
+    let api: Api<gitseal_api::ExternalSecret> = Api::namespaced(cluster.client.clone(), NS);
+    wait_for(&format!("{name} Ready={status} ({reason})"), || async {
+        let es = api.get(name).await.ok()?;
+        let c = es
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (c.status == status && c.reason.as_deref() == Some(reason)).then_some(())
+    })
+    .await;
+}
+
+/// Creates the ServiceAccount `namespace/name` (and its namespace) and returns a token of
+/// it from TokenRequest, for the API server's default audience.
+pub async fn service_account_token(cluster: &Cluster, namespace: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    cluster.namespace(namespace).await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), namespace);
+    create_object(
+        &accounts,
+        json!({"metadata": {"name": name, "namespace": namespace}}),
+    )
+    .await;
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+    let answer: TokenRequest = accounts
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"));
+    answer.status.expect("a TokenRequest status").token
+}

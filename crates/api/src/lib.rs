@@ -125,6 +125,15 @@ pub const ANNOTATION_DATA_HASH: &str = "reconcile.external-secrets.io/data-hash"
 /// Annotation whose change forces a refresh (mirrored by ClusterExternalSecrets).
 pub const ANNOTATION_FORCE_SYNC: &str = "external-secrets.io/force-sync";
 
+/// Annotation on a Deployment, StatefulSet or DaemonSet: comma-separated names of the
+/// Secrets of its namespace whose data changes restart its pods (opt-in).
+pub const ANNOTATION_RESTART_ON_SECRET_CHANGE: &str = "gitseal.dev/restart-on-secret-change";
+/// Pod template annotation written by a restart: a digest of the data of every Secret the
+/// workload names, so that the same data never restarts it twice.
+pub const ANNOTATION_RESTARTED_FOR: &str = "gitseal.dev/restarted-for";
+/// Pod template annotation written by a restart: when it happened (RFC 3339).
+pub const ANNOTATION_RESTARTED_AT: &str = "gitseal.dev/restartedAt";
+
 pub use gitseal_crypto::sealed::{ANNOTATION_CLUSTER_WIDE, ANNOTATION_NAMESPACE_WIDE};
 
 /// Every CustomResourceDefinition of gitseal, with the file name it has in the chart.

@@ -7,6 +7,7 @@
 //! | `data[].remoteRef` without `property` (whole secret)      | [`SecretMap::value`]`(None)` = [`SecretMap::to_json`] (Vault), the raw payload for a [`SecretMap::raw`] (AWS) |
 //! | `dataFrom.extract` (splat a secret, or a property of it)  | [`SecretMap::extract`]               |
 //! | `dataFrom.find` (many secrets by path, name regexp, tags) | [`SecretProvider::find`] with a [`FindQuery`] |
+//! | the current versions of many keys, in few provider calls | [`SecretProvider::get_many`] (up to [`SecretProvider::batch_size`] keys a call) |
 //! | check a SecretStore's configuration and credentials       | [`SecretProvider::validate`]         |
 //! | decide whether a failure may delete a target Secret       | only [`ProviderError::NotFound`]     |
 //!
@@ -116,7 +117,7 @@ impl From<Zeroizing<Vec<u8>>> for SecretValue {
 /// Only [`ProviderError::NotFound`] says that the secret definitely does not exist (Vault:
 /// a 404 on a read, or a KV v2 version that is soft-deleted or destroyed); only it may lead
 /// to deleting a target Secret.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderError {
     /// The secret (or the requested version) does not exist, or was deleted.
@@ -140,7 +141,8 @@ pub enum ProviderError {
     /// The provider could not be reached, timed out or failed (5xx); retrying may help.
     #[error("{0}")]
     Unavailable(String),
-    /// The provider asked to slow down (HTTP 429).
+    /// The provider asked to slow down (HTTP 429, AWS `ThrottlingException`); retry later,
+    /// not sooner than `retry_after`.
     #[error("{message}")]
     Throttled {
         /// The `Retry-After` the provider gave, if any.
@@ -205,6 +207,31 @@ pub trait SecretProvider: Send + Sync {
 
     /// Checks the store's configuration and credentials (Vault: a token lookup-self).
     fn validate(&self) -> BoxFuture<'_, Result<(), ProviderError>>;
+
+    /// How many keys one provider call of [`SecretProvider::get_many`] reads (1: no batching).
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// The current versions of `keys`, in as few provider calls as the provider allows
+    /// (AWS Secrets Manager: `BatchGetSecretValue`, 20 per call): one result per key, in order.
+    ///
+    /// Each result is what [`SecretProvider::get_map`]`(key, None)` would give, so a
+    /// missing key is [`ProviderError::NotFound`] for that key alone; a failure of a whole
+    /// provider call (throttling, an outage) is repeated for every key that call covered.
+    /// The default reads the keys one by one with `get_map`.
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Vec<Result<SecretMap, ProviderError>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(keys.len());
+            for key in keys {
+                results.push(self.get_map(key, None).await);
+            }
+            results
+        })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -666,6 +693,56 @@ mod tests {
         let list = SecretMap::raw("k", b"[1,2]".to_vec());
         assert_eq!(list.value(None).unwrap().as_bytes(), b"[1,2]");
         assert_eq!(list.property("0").err().unwrap().kind(), "PropertyNotFound");
+    }
+
+    struct Fixed;
+
+    impl SecretProvider for Fixed {
+        fn get_map<'a>(
+            &'a self,
+            key: &'a str,
+            _version: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<SecretMap, ProviderError>> {
+            Box::pin(async move {
+                match key {
+                    "missing" => Err(ProviderError::NotFound { key: key.into() }),
+                    _ => SecretMap::from_json(key, format!(r#"{{"k":"{key}"}}"#).as_bytes()),
+                }
+            })
+        }
+
+        fn find<'a>(
+            &'a self,
+            _query: &'a FindQuery,
+        ) -> BoxFuture<'a, Result<Vec<(String, SecretValue)>, ProviderError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn validate(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[test]
+    fn default_get_many_reads_one_by_one_in_order() {
+        let provider = Fixed;
+        assert_eq!(provider.batch_size(), 1);
+        let keys = ["a".to_owned(), "missing".to_owned(), "b".to_owned()];
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut future = provider.get_many(&keys);
+        let std::task::Poll::Ready(results) = future.as_mut().poll(&mut cx) else {
+            panic!("Fixed never waits");
+        };
+        assert_eq!(results.len(), 3);
+        assert_eq!(prop(results[0].as_ref().unwrap(), "k"), "a");
+        assert!(results[1].as_ref().err().unwrap().is_not_found());
+        assert_eq!(prop(results[2].as_ref().unwrap(), "k"), "b");
+        let error = ProviderError::Throttled {
+            retry_after: Some(Duration::from_secs(2)),
+            message: "slow down".into(),
+        };
+        assert_eq!(error.clone().to_string(), error.to_string());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use gitseal_backends::aws_sm::{
     AwsSmConfig, NoAwsSmObserver,
 };
 use gitseal_backends::provider::{FindQuery, ProviderError, SecretProvider, SecretValue};
+use gitseal_testkit::fault::{Fault, FaultProxy};
 use gitseal_testkit::moto::Moto;
 
 const REGION: &str = "us-east-1";
@@ -377,4 +378,203 @@ async fn one_client_per_key() {
     assert!(clients.remove(&other));
     assert_eq!(clients.evict_idle(Duration::ZERO), 1);
     assert!(clients.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_batches_like_single_reads() {
+    let Some(moto) = moto() else { return };
+    let admin = admin(&moto).await;
+    let mut keys = Vec::new();
+    for i in 0..25 {
+        let name = format!("batch/s{i:02}");
+        match i {
+            0 => {
+                admin
+                    .create_secret()
+                    .name(&name)
+                    .secret_binary(Blob::new(vec![0u8, 159, 146, 150]))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            1 => create(&admin, &name, "not json", &[]).await,
+            _ => {
+                create(
+                    &admin,
+                    &name,
+                    &format!(r#"{{"i":{i},"n":{{"s":"v{i}"}}}}"#),
+                    &[],
+                )
+                .await
+            }
+        }
+        keys.push(name);
+    }
+    create(&admin, "batch/gone", "x", &[]).await;
+    admin
+        .delete_secret()
+        .secret_id("batch/gone")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let arn = admin
+        .describe_secret()
+        .secret_id("batch/s05")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    keys.push("batch/missing".into());
+    keys.push("batch/gone".into());
+    keys.push(arn.clone()); // the same secret as batch/s05, by ARN
+    keys.push(arn[..arn.len() - 7].to_owned()); // and by partial ARN
+    keys.push("batch/s03".into()); // a duplicate key
+
+    let counter = Arc::new(AwsSmCallCounter::new());
+    let provider = AwsSecretsManager::new(config(&moto), counter.clone());
+    assert_eq!(provider.batch_size(), 20);
+    let many = provider.get_many(&keys).await;
+    assert_eq!(many.len(), keys.len());
+    // 29 distinct ids → 2 BatchGetSecretValue calls, no single reads.
+    assert_eq!(counter.count(AwsSmCall::BatchGetSecretValue, true), 2);
+    assert_eq!(counter.total(AwsSmCall::BatchGetSecretValue), 2);
+    assert_eq!(counter.total(AwsSmCall::GetSecretValue), 0);
+
+    for (key, batched) in keys.iter().zip(&many) {
+        let single = provider.get_map(key, None).await;
+        match (batched, single) {
+            (Ok(batched), Ok(single)) => {
+                assert_eq!(batched.key(), key.as_str());
+                assert_eq!(
+                    batched.value(None).unwrap().as_bytes(),
+                    single.value(None).unwrap().as_bytes(),
+                    "{key}"
+                );
+                assert_eq!(
+                    batched.keys().collect::<Vec<_>>(),
+                    single.keys().collect::<Vec<_>>()
+                );
+                for (name, value) in single.iter() {
+                    assert_eq!(batched.get(name).unwrap().as_bytes(), value.as_bytes());
+                }
+            }
+            (Err(batched), Err(single)) => {
+                assert_eq!(batched.kind(), single.kind(), "{key}");
+            }
+            (batched, single) => panic!(
+                "{key}: batched {:?}, single {:?}",
+                batched.as_ref().map(|_| ()),
+                single.map(|_| ())
+            ),
+        }
+    }
+    assert_eq!(counter.total(AwsSmCall::GetSecretValue), keys.len() as u64);
+
+    let value = |i: usize| text(many[i].as_ref().unwrap().value(None).unwrap());
+    assert_eq!(
+        many[0].as_ref().unwrap().value(None).unwrap().as_bytes(),
+        [0u8, 159, 146, 150]
+    );
+    assert_eq!(value(1), "not json");
+    assert_eq!(value(7), r#"{"i":7,"n":{"s":"v7"}}"#);
+    assert_eq!(
+        text(many[7].as_ref().unwrap().property("n.s").unwrap()),
+        "v7"
+    );
+    assert!(matches!(&many[25], Err(ProviderError::NotFound { key }) if key == "batch/missing"));
+    assert!(matches!(&many[26], Err(ProviderError::NotFound { key }) if key == "batch/gone"));
+    assert_eq!(value(27), value(5));
+    assert_eq!(value(28), value(5));
+    assert_eq!(value(29), value(3));
+
+    // The prefix applies to every id; an empty list makes no call.
+    let mut prefixed = config(&moto);
+    prefixed.prefix = Some("batch/".into());
+    let counter = Arc::new(AwsSmCallCounter::new());
+    let prefixed = AwsSecretsManager::new(prefixed, counter.clone());
+    let short: Vec<String> = ["s10", "s11", "missing"].map(String::from).into();
+    let found = prefixed.get_many(&short).await;
+    assert_eq!(
+        text(found[0].as_ref().unwrap().property("i").unwrap()),
+        "10"
+    );
+    assert_eq!(
+        text(found[1].as_ref().unwrap().property("n.s").unwrap()),
+        "v11"
+    );
+    assert!(matches!(&found[2], Err(ProviderError::NotFound { key }) if key == "missing"));
+    assert!(prefixed.get_many(&[]).await.is_empty());
+    assert_eq!(counter.total(AwsSmCall::BatchGetSecretValue), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_outages_reach_the_caller_once() {
+    let Some(moto) = moto() else { return };
+    let admin = admin(&moto).await;
+    create(&admin, "fault/a", r#"{"k":"a"}"#, &[]).await;
+    create(&admin, "fault/b", r#"{"k":"b"}"#, &[]).await;
+    let proxy = FaultProxy::start(moto.url()).await.unwrap();
+    let mut through = config(&moto);
+    through.endpoint = Some(proxy.url());
+    let counter = Arc::new(AwsSmCallCounter::new());
+    let provider = AwsSecretsManager::new(through, counter.clone());
+    let keys: Vec<String> = ["fault/a", "fault/b", "fault/missing"]
+        .map(String::from)
+        .into();
+
+    let map = provider.get_map("fault/a", None).await.unwrap();
+    assert_eq!(text(map.property("k").unwrap()), "a");
+
+    for (fault, expected) in [
+        (Fault::Throttle, "Throttled"),
+        (Fault::Unavailable, "Unavailable"),
+    ] {
+        proxy.set(fault);
+        let before = (proxy.requests(), proxy.requests_for(".GetSecretValue"));
+        let single = provider.get_map("fault/a", None).await;
+        if let Err(ProviderError::Throttled { retry_after, .. }) = &single {
+            assert_eq!(*retry_after, None);
+        }
+        assert_eq!(kind(single), expected);
+        assert_eq!(
+            proxy.requests(),
+            before.0 + 1,
+            "one request: SDK retries are off"
+        );
+        assert_eq!(proxy.requests_for(".GetSecretValue"), before.1 + 1);
+
+        let before = (proxy.requests(), proxy.requests_for("BatchGetSecretValue"));
+        let many = provider.get_many(&keys).await;
+        assert_eq!(many.len(), 3);
+        for result in many {
+            assert_eq!(kind(result), expected);
+        }
+        assert_eq!(
+            proxy.requests(),
+            before.0 + 1,
+            "one request: SDK retries are off"
+        );
+        assert_eq!(proxy.requests_for("BatchGetSecretValue"), before.1 + 1);
+
+        let before = proxy.requests();
+        assert_eq!(kind(provider.validate().await), expected);
+        assert_eq!(proxy.requests(), before + 1);
+    }
+    assert_eq!(counter.count(AwsSmCall::BatchGetSecretValue, false), 2);
+
+    proxy.set(Fault::None);
+    let map = provider.get_map("fault/b", None).await.unwrap();
+    assert_eq!(text(map.property("k").unwrap()), "b");
+    let many = provider.get_many(&keys).await;
+    assert_eq!(text(many[0].as_ref().unwrap().property("k").unwrap()), "a");
+    assert_eq!(text(many[1].as_ref().unwrap().property("k").unwrap()), "b");
+    assert_eq!(
+        kind(provider.get_many(&keys[2..]).await.remove(0)),
+        "NotFound"
+    );
+    // Still batched: the faults did not switch the provider to single reads.
+    assert_eq!(counter.count(AwsSmCall::BatchGetSecretValue, true), 2);
 }

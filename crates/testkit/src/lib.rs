@@ -18,6 +18,7 @@
 
 mod cel_validation;
 mod error;
+pub mod fault;
 mod fields;
 pub mod moto;
 pub mod openbao;
@@ -287,12 +288,21 @@ fn random_token() -> String {
 /// Polls `probe` every 50 ms until it gives a value and returns it; panics naming `what`
 /// after 30 s. The one waiting helper of every crate's tests (generous: kube-runtime backs
 /// off for seconds after failures, and CI machines are busy).
-pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    wait_for_within(what, Duration::from_secs(30), probe).await
+}
+
+/// [`wait_for`] with a deadline of `limit`.
+pub async fn wait_for_within<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(value) = probe().await {
             return value;

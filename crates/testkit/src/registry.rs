@@ -174,6 +174,13 @@ impl Default for Registry {
         .short(&["crd", "crds"]);
         crd.status_subresource = true;
         crd.generation = true;
+        // The workloads of apps/v1 (no controllers run: only their objects are served).
+        let workload = |kind: &str, plural: &str, short: &str| {
+            let mut t = ResourceType::builtin("apps", "v1", kind, plural, true).short(&[short]);
+            t.status_subresource = true;
+            t.generation = true;
+            t
+        };
         Self {
             types: vec![
                 ResourceType::builtin("", "v1", "Namespace", "namespaces", false).short(&["ns"]),
@@ -183,6 +190,9 @@ impl Default for Registry {
                 ResourceType::builtin("", "v1", "ServiceAccount", "serviceaccounts", true)
                     .short(&["sa"]),
                 ResourceType::builtin("", "v1", "Service", "services", true).short(&["svc"]),
+                workload("Deployment", "deployments", "deploy"),
+                workload("StatefulSet", "statefulsets", "sts"),
+                workload("DaemonSet", "daemonsets", "ds"),
                 ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true)
                     .short(&["ev"]),
                 ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),

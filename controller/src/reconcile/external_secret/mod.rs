@@ -27,8 +27,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use gitseal_api::{
     ANNOTATION_DATA_HASH, CreationPolicy, DeletionPolicy, ExternalSecret, ExternalSecretCondition,
     ExternalSecretDataRemoteRef, SecretStoreRef, StoreKind,
@@ -41,15 +41,16 @@ use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use self::data::DataMap;
 use super::secret::{self, Applied, SecretData, Writer};
 use super::{Reconciled, controller, drive};
 use crate::config::Config;
 use crate::context::Context;
-use crate::{Error, metrics};
+use crate::{Error, metrics, scheduler};
 
 impl Reconciled for ExternalSecret {
     fn max_retries(_config: &Config) -> u32 {
@@ -62,16 +63,38 @@ impl Reconciled for ExternalSecret {
 pub struct Shared {
     /// Authenticated provider clients per store and identity.
     pub providers: provider::Providers,
+    /// When each ExternalSecret syncs, and the reads they share.
+    pub scheduler: crate::scheduler::Scheduler,
     /// The sources a definite not-found left out on the last sync, per ExternalSecret uid.
     not_found: Mutex<HashMap<String, Vec<String>>>,
+    /// Stores resolved for a namespace, with their clients, for [`CLIENT_REUSE`].
+    clients: Mutex<HashMap<ClientKey, (tokio::time::Instant, Client)>>,
 }
 
+/// An ExternalSecret's namespace, and the kind and name of a store it uses.
+type ClientKey = (String, StoreKind, String);
+
+/// How long a store resolved for a namespace (its spec, the namespace's permission to use
+/// it, its credentials) is reused before it is read again: a few seconds, so that a
+/// thousand ExternalSecrets on one store do not each read the store and its credential
+/// Secret, while a changed store or rotated credential is seen almost at once.
+const CLIENT_REUSE: Duration = Duration::from_secs(5);
+
 impl Shared {
-    /// Nothing kept yet; provider calls are counted in `metrics`.
-    pub fn new(metrics: crate::metrics::ExternalSecretMetrics) -> Self {
+    /// Nothing kept yet; provider calls are counted in `metrics`; syncs at once and store
+    /// limits from `config`.
+    pub fn new(metrics: crate::metrics::ExternalSecretMetrics, config: &Config) -> Self {
+        let external = &config.external_secrets;
+        let limits = crate::scheduler::Limits {
+            rate: external.store_rate_limit,
+            burst: external.store_burst,
+            concurrency: external.store_concurrency,
+        };
         Self {
             providers: provider::Providers::new(metrics),
+            scheduler: crate::scheduler::Scheduler::new(super::workers(config), limits),
             not_found: Mutex::default(),
+            clients: Mutex::default(),
         }
     }
 }
@@ -83,6 +106,9 @@ pub fn start(
     stop: watch::Receiver<bool>,
 ) -> BoxFuture<'static, ()> {
     let forget = ctx.clone();
+    // Every due ExternalSecret gets a (small) reconcile that waits for the scheduler's
+    // admission, so that new and changed ones can go ahead of periodic refreshes.
+    let unbounded = kube::runtime::controller::Config::default().concurrency(0);
     let controller = controller::<ExternalSecret>(
         &ctx,
         namespace.as_deref(),
@@ -94,10 +120,79 @@ pub fn start(
             metrics::remove_condition(&metrics.status_condition, &name, &namespace);
             if let Some(uid) = object.uid() {
                 forget.external.not_found.lock().expect("lock").remove(&uid);
+                forget.external.scheduler.forget(&uid);
             }
         },
-    );
-    drive(controller, reconcile, ctx, stop).boxed()
+    )
+    .with_config(unbounded)
+    .reconcile_on(on_demand(&ctx, namespace.clone()));
+    async move {
+        let scheduler = ctx.clone();
+        let _running = scheduler.external.scheduler.run();
+        learn(&ctx, namespace.as_deref()).await;
+        drive(controller, reconcile, ctx, stop).await;
+    }
+    .boxed()
+}
+
+/// Tells the scheduler, before the first reconcile, what every existing ExternalSecret
+/// reads and when it is due (one paginated list): so that their first reconciles after a
+/// start wait in the periodic lane behind new and changed ones, and due reads are batched
+/// from the start. A failure only costs that.
+async fn learn(ctx: &Context, namespace: Option<&str>) {
+    let api: Api<ExternalSecret> = match namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let now = Timestamp::now();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = match api.list(&params).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!("listing ExternalSecrets to schedule them failed: {e}");
+                return;
+            }
+        };
+        for es in &page.items {
+            let synced = es
+                .status
+                .as_ref()
+                .and_then(|s| s.synced_resource_version.clone())
+                .unwrap_or_default();
+            let next = refresh::interval(es).ok().map(|interval| {
+                if refresh::due(es, interval, now) {
+                    Some(Duration::ZERO)
+                } else {
+                    refresh::requeue_after(es, interval, now)
+                }
+            });
+            track_as(ctx, es, synced, next.flatten());
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return,
+        }
+    }
+}
+
+/// The ExternalSecrets in `namespace` (`None`: all) that a refresh on demand names.
+fn on_demand(
+    ctx: &Context,
+    namespace: Option<String>,
+) -> impl futures::Stream<Item = ObjectRef<PartialObjectMeta<ExternalSecret>>> + Send + 'static {
+    let receiver = ctx.external.scheduler.subscribe();
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(named) => return Some((named, receiver)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .filter(move |(ns, _)| std::future::ready(namespace.as_ref().is_none_or(|n| n == ns)))
+    .map(|(ns, name)| ObjectRef::new(&name).within(&ns))
 }
 
 /// How soon a definite not-found is looked at again (at most; sooner with a shorter
@@ -134,9 +229,22 @@ impl Outcome {
     }
 }
 
-/// Reconciles one ExternalSecret: read it whole, decide whether a sync is due (or the
-/// target needs repair), sync, write the status.
+/// Reconciles one ExternalSecret once the scheduler admits it (new, changed and
+/// on-demand ones first): read it whole, decide whether a sync is due (or the target needs
+/// repair), sync, write the status.
 pub async fn reconcile(
+    meta: Arc<PartialObjectMeta<ExternalSecret>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let scheduler = &ctx.external.scheduler;
+    let uid = meta.uid().unwrap_or_default();
+    let lane = scheduler.lane(&uid, &refresh::metadata_version(meta.meta()));
+    let _slot = scheduler.admit(lane).await;
+    // Boxed: only admitted reconciles hold the state of a whole sync.
+    Box::pin(reconcile_admitted(meta, ctx.clone())).await
+}
+
+async fn reconcile_admitted(
     meta: Arc<PartialObjectMeta<ExternalSecret>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
@@ -153,6 +261,8 @@ pub async fn reconcile(
         .external_secrets
         .measure(&es.name_any(), &namespace);
     let now = Timestamp::now();
+    let uid = es.uid().unwrap_or_default();
+    let forced = ctx.external.scheduler.take_forced(&uid);
     let interval = refresh::interval(&es);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = secrets
@@ -161,20 +271,26 @@ pub async fn reconcile(
         .map_err(Error::Fetch)?
         .map(SecretData::new);
     if let Ok(interval) = &interval
+        && !forced
         && !refresh::due(&es, *interval, now)
         && target::is_valid(existing.as_deref(), es.spec.target.creation_policy)
     {
         timer.outcome("skipped");
         ctx.forget_retries(meta.as_ref());
-        return Ok(requeue(&es, *interval, now));
+        return Ok(requeue(&ctx, &es, *interval, now));
     }
     let result = match &interval {
-        Ok(interval) => sync(&ctx, &es, existing).await.map(|o| (o, *interval)),
+        Ok(interval) => sync(&ctx, &es, existing, *interval)
+            .await
+            .map(|o| (o, *interval)),
         Err(e) => Err(Error::Sync(format!("spec.refreshInterval: {e}"))),
     };
     let interval = interval.ok().filter(|i| !i.is_zero());
     match result {
-        Ok((outcome, interval)) => {
+        Ok(((outcome, fetched), interval)) => {
+            // The data is as old as its oldest read (a shared read may be a little older
+            // than this sync); the next refresh counts from there.
+            let now = fetched.unwrap_or(now);
             let (reason, message) = outcome.condition();
             let event = match outcome {
                 Outcome::Synced(Applied::Created) => Some(("Created", "secret created")),
@@ -193,7 +309,16 @@ pub async fn reconcile(
             let mut synced = es.clone();
             let status = synced.status.get_or_insert_default();
             status.refresh_time = Some(Time(now));
-            Ok(requeue(&synced, interval, now))
+            Ok(requeue(&ctx, &synced, interval, now))
+        }
+        Err(Error::Provider(ProviderError::Throttled { retry_after, .. })) => {
+            // The store asked to slow down: its gate is closed for a backoff. Wait it out
+            // (with this object's jitter) without failing the object or touching its Secret.
+            timer.outcome("throttled");
+            let after = retry_after.unwrap_or(Duration::from_secs(1))
+                + scheduler::jitter(&uid, interval.unwrap_or(Duration::from_secs(10)));
+            track(&ctx, &es, Some(after));
+            Ok(Action::requeue(after))
         }
         Err(error) => {
             let message = match &error {
@@ -217,13 +342,65 @@ pub async fn reconcile(
     }
 }
 
-/// When to look again after a sync or a skip: at the next refresh (never for
-/// `refreshInterval: 0`, CreatedOnce and OnChange, which wait for a change).
-fn requeue(es: &ExternalSecret, interval: Duration, now: Timestamp) -> Action {
-    match refresh::requeue_after(es, interval, now) {
+/// When to look again after a sync or a skip: at the next refresh plus this object's
+/// jitter (never for `refreshInterval: 0`, CreatedOnce and OnChange, which wait for a
+/// change); the scheduler learns it too.
+fn requeue(ctx: &Context, es: &ExternalSecret, interval: Duration, now: Timestamp) -> Action {
+    let uid = es.uid().unwrap_or_default();
+    let after = refresh::requeue_after(es, interval, now)
+        .map(|after| after.max(Duration::from_millis(100)) + scheduler::jitter(&uid, interval));
+    track(ctx, es, after);
+    match after {
         None => Action::await_change(),
-        Some(after) => Action::requeue(after.max(Duration::from_millis(100))),
+        Some(after) => Action::requeue(after),
     }
+}
+
+/// Tells the scheduler what `es` (as it is now) reads and when it is next due.
+fn track(ctx: &Context, es: &ExternalSecret, next: Option<Duration>) {
+    track_as(ctx, es, refresh::resource_version(es), next);
+}
+
+/// [`track`], with the `syncedResourceVersion` it was handled at.
+fn track_as(ctx: &Context, es: &ExternalSecret, version: String, next: Option<Duration>) {
+    let namespace = es.namespace().unwrap_or_default();
+    ctx.external.scheduler.track(
+        &es.uid().unwrap_or_default(),
+        (&namespace, &es.name_any()),
+        version,
+        remote_reads(es),
+        next,
+    );
+}
+
+/// The remote secrets the spec of `es` reads by key (`find` lists are not counted).
+fn remote_reads(es: &ExternalSecret) -> Vec<scheduler::RemoteRead> {
+    let namespace = es.namespace().unwrap_or_default();
+    let target = |own: Option<&SecretStoreRef>| {
+        let reference = own.or(es.spec.secret_store_ref.as_ref())?;
+        Some(scheduler::StoreTarget {
+            kind: reference.kind,
+            name: reference.name.clone(),
+            namespace: (reference.kind != StoreKind::ClusterSecretStore).then(|| namespace.clone()),
+        })
+    };
+    let from = es.spec.data_from.iter().filter_map(|f| {
+        let store = target(f.source_ref.as_ref().and_then(|s| s.store_ref.as_ref()))?;
+        let extract = f.extract.as_ref()?;
+        Some((store, extract.key.clone(), extract.version.clone()))
+    });
+    let data = es.spec.data.iter().filter_map(|d| {
+        let store = target(d.source_ref.as_ref().and_then(|s| s.store_ref.as_ref()))?;
+        Some((
+            store,
+            d.remote_ref.key.clone(),
+            d.remote_ref.version.clone(),
+        ))
+    });
+    let mut reads: Vec<_> = from.chain(data).collect();
+    reads.sort_by(|a, b| (&a.1, &a.2, &a.0.name).cmp(&(&b.1, &b.2, &b.0.name)));
+    reads.dedup();
+    reads
 }
 
 /// Sets the Ready condition (ESO's shape) and, after a sync, `refreshTime` and
@@ -282,19 +459,32 @@ async fn write_status(
     super::status::patch(&api, &es.name_any(), status).await
 }
 
-/// One sync: fetch, apply the deletion policy to what is missing, template, write.
+/// One sync: fetch, apply the deletion policy to what is missing, template, write. Also
+/// says when the oldest value it used was read.
 async fn sync(
     ctx: &Context,
     es: &ExternalSecret,
     existing: Option<SecretData>,
+    interval: Duration,
+) -> Result<(Outcome, Option<Timestamp>), Error> {
+    let mut sources = Sources::new(ctx, es, interval);
+    let fetched = sources.fetch().await;
+    let read_at = sources.oldest;
+    drop(sources);
+    let outcome = write(ctx, es, existing, fetched?).await?;
+    Ok((outcome, read_at))
+}
+
+/// The second half of a sync: from fetched values to the target Secret.
+async fn write(
+    ctx: &Context,
+    es: &ExternalSecret,
+    existing: Option<SecretData>,
+    fetched: Fetched,
 ) -> Result<Outcome, Error> {
     let namespace = es.namespace().unwrap_or_default();
     let uid = es.uid().unwrap_or_default();
     let target = &es.spec.target;
-    let mut sources = Sources::new(ctx, es);
-    let fetched = sources.fetch().await;
-    drop(sources);
-    let fetched = fetched?;
     // A definite not-found counts only when the same sources were missing on the
     // previous sync too.
     {
@@ -374,9 +564,16 @@ async fn sync(
         digest: Some((ANNOTATION_DATA_HASH, &target::data_hash)),
         field_manager: Some(target::field_manager(&es.name_any())),
     };
-    Ok(Outcome::Synced(
-        secret::apply(&secrets, existing, desired, &writer).await?,
-    ))
+    // Workloads that ask for it restart when the data of an existing Secret changes.
+    let rotated = existing
+        .as_deref()
+        .is_some_and(|old| target::data_hash(old) != target::data_hash(&desired));
+    let name = desired.name_any();
+    let applied = secret::apply(&secrets, existing, desired, &writer).await?;
+    if rotated && applied == Applied::Updated {
+        ctx.rollout.secret_changed(&namespace, &name);
+    }
+    Ok(Outcome::Synced(applied))
 }
 
 /// Deletes Secrets this ExternalSecret created under another name (its target was
@@ -417,26 +614,50 @@ struct Fetched {
     missing: Vec<String>,
 }
 
-/// Reads of one sync: stores resolved once, each remote path read once.
+/// Reads of one sync: stores resolved once, each remote path read once — through the
+/// scheduler's shared reads, so that other ExternalSecrets' reads of the same secret in
+/// the refresh window serve too (unless this one changed: then it reads anew).
 struct Sources<'a> {
     ctx: &'a Context,
     es: &'a ExternalSecret,
     namespace: String,
-    providers: HashMap<(StoreKind, String), Arc<dyn SecretProvider>>,
+    providers: HashMap<(StoreKind, String), Client>,
     reads: HashMap<ReadKey, Option<Arc<SecretMap>>>,
+    /// How old a shared read may be.
+    window: Duration,
+    /// Whether shared reads may not serve (the spec or metadata changed since the last sync).
+    fresh: bool,
+    /// When the oldest value used was read.
+    oldest: Option<Timestamp>,
+}
+
+/// A store's client as one sync uses it.
+#[derive(Clone)]
+struct Client {
+    provider: Arc<dyn SecretProvider>,
+    gate: Arc<scheduler::Gate>,
+    store: scheduler::StoreTarget,
 }
 
 /// One read of a sync: store kind and name, remote key, version.
 type ReadKey = (StoreKind, String, String, Option<String>);
 
 impl<'a> Sources<'a> {
-    fn new(ctx: &'a Context, es: &'a ExternalSecret) -> Self {
+    fn new(ctx: &'a Context, es: &'a ExternalSecret, interval: Duration) -> Self {
+        let synced = es
+            .status
+            .as_ref()
+            .and_then(|s| s.synced_resource_version.as_deref())
+            .filter(|v| !v.is_empty());
         Self {
             ctx,
             es,
             namespace: es.namespace().unwrap_or_default(),
             providers: HashMap::new(),
             reads: HashMap::new(),
+            window: scheduler::window(interval),
+            fresh: synced.is_some_and(|v| v != refresh::resource_version(es)),
+            oldest: None,
         }
     }
 
@@ -448,13 +669,26 @@ impl<'a> Sources<'a> {
             })
     }
 
-    async fn provider(
-        &mut self,
-        reference: &SecretStoreRef,
-    ) -> Result<Arc<dyn SecretProvider>, Error> {
+    async fn provider(&mut self, reference: &SecretStoreRef) -> Result<Client, Error> {
         let key = (reference.kind, reference.name.clone());
-        if let Some(provider) = self.providers.get(&key) {
-            return Ok(provider.clone());
+        if let Some(client) = self.providers.get(&key) {
+            return Ok(client.clone());
+        }
+        let shared_key = (
+            self.namespace.clone(),
+            reference.kind,
+            reference.name.clone(),
+        );
+        let reused = {
+            let clients = self.ctx.external.clients.lock().expect("lock");
+            clients
+                .get(&shared_key)
+                .filter(|(at, _)| at.elapsed() < CLIENT_REUSE)
+                .map(|(_, client)| client.clone())
+        };
+        if let Some(client) = reused {
+            self.providers.insert(key, client.clone());
+            return Ok(client);
         }
         let class = &self.ctx.config.external_secrets.controller_class;
         let store = store::resolve(&self.ctx.client, &self.namespace, reference, class).await?;
@@ -464,8 +698,21 @@ impl<'a> Sources<'a> {
             .providers
             .get(self.ctx, &store, &self.namespace)
             .await?;
-        self.providers.insert(key, provider.clone());
-        Ok(provider)
+        let target = store.target();
+        let client = Client {
+            provider,
+            gate: self
+                .ctx
+                .external
+                .scheduler
+                .gate(&target, &store.annotations),
+            store: target,
+        };
+        self.providers.insert(key, client.clone());
+        let mut clients = self.ctx.external.clients.lock().expect("lock");
+        clients.retain(|_, (at, _)| at.elapsed() < CLIENT_REUSE);
+        clients.insert(shared_key, (tokio::time::Instant::now(), client.clone()));
+        Ok(client)
     }
 
     /// The secret at `remote.key` (`None`: definitely not found), read at most once.
@@ -483,17 +730,25 @@ impl<'a> Sources<'a> {
         if let Some(read) = self.reads.get(&key) {
             return Ok(read.clone());
         }
-        let provider = self.provider(reference).await?;
-        let read = match provider
-            .get_map(&remote.key, remote.version.as_deref())
+        let client = self.provider(reference).await?;
+        let read = self
+            .ctx
+            .external
+            .scheduler
+            .read(scheduler::Request {
+                provider: &client.provider,
+                gate: &client.gate,
+                store: &client.store,
+                key: &remote.key,
+                version: remote.version.as_deref(),
+                window: self.window,
+                fresh: self.fresh,
+            })
             .await
-        {
-            Ok(map) => Some(Arc::new(map)),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(Error::Provider(e)),
-        };
-        self.reads.insert(key, read.clone());
-        Ok(read)
+            .map_err(Error::Provider)?;
+        self.oldest = Some(self.oldest.map_or(read.fetched, |t| t.min(read.fetched)));
+        self.reads.insert(key, read.value.clone());
+        Ok(read.value)
     }
 
     async fn fetch(&mut self) -> Result<Fetched, Error> {
@@ -523,13 +778,15 @@ impl<'a> Sources<'a> {
                     .collect();
                 (map, extract.conversion_strategy, extract.decoding_strategy)
             } else if let Some(find) = &from.find {
-                let provider = self.provider(reference).await?;
+                let client = self.provider(reference).await?;
                 let query = FindQuery {
                     path: find.path.clone(),
                     name_regexp: find.name.as_ref().map(|n| n.regexp.clone()),
                     tags: find.tags.clone(),
                 };
-                let found = provider.find(&query).await.map_err(Error::Provider)?;
+                let found = scheduler::gated(&client.gate, client.provider.find(&query))
+                    .await
+                    .map_err(Error::Provider)?;
                 let map: DataMap = found
                     .into_iter()
                     .map(|(k, v)| (k, v.into_inner()))

@@ -9,6 +9,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use gitseal_api::{ExternalSecret, RefreshPolicy};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use sha3::{Digest, Sha3_224};
 
@@ -95,14 +96,19 @@ pub fn object_hash(text: &[u8]) -> String {
 /// ESO's `syncedResourceVersion` of `es` now: `<generation>-<hash of labels and
 /// annotations>`; any label or annotation change (force-sync) changes it.
 pub fn resource_version(es: &ExternalSecret) -> String {
+    metadata_version(&es.metadata)
+}
+
+/// [`resource_version`] of an ExternalSecret whose metadata is `metadata`.
+pub fn metadata_version(metadata: &ObjectMeta) -> String {
     let mut text = String::from("{annotations:");
-    go_string_map(&mut text, es.metadata.annotations.as_ref());
+    go_string_map(&mut text, metadata.annotations.as_ref());
     text.push_str(" labels:");
-    go_string_map(&mut text, es.metadata.labels.as_ref());
+    go_string_map(&mut text, metadata.labels.as_ref());
     text.push('}');
     format!(
         "{}-{}",
-        es.metadata.generation.unwrap_or_default(),
+        metadata.generation.unwrap_or_default(),
         object_hash(text.as_bytes())
     )
 }

@@ -26,6 +26,8 @@ pub struct Store {
     pub generation: i64,
     /// Its spec.
     pub spec: SecretStoreSpec,
+    /// Its annotations (limits for its calls, see [`crate::scheduler::gate`]).
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl Store {
@@ -38,6 +40,15 @@ impl Store {
             self.name,
             self.generation
         )
+    }
+
+    /// The store as the scheduler names it.
+    pub fn target(&self) -> crate::scheduler::StoreTarget {
+        crate::scheduler::StoreTarget {
+            kind: self.kind,
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+        }
     }
 
     /// `SecretStore "x"` / `ClusterSecretStore "x"`, as ESO names stores in messages.
@@ -69,7 +80,15 @@ pub async fn resolve(
             let store = api.get_opt(&reference.name).await.map_err(Error::Fetch)?;
             (
                 StoreKind::ClusterSecretStore,
-                store.map(|s| (s.uid(), s.metadata.generation, None, s.spec)),
+                store.map(|s| {
+                    (
+                        s.uid(),
+                        s.metadata.generation,
+                        None,
+                        s.metadata.annotations,
+                        s.spec,
+                    )
+                }),
             )
         }
         _ => {
@@ -82,13 +101,14 @@ pub async fn resolve(
                         s.uid(),
                         s.metadata.generation,
                         Some(namespace.to_owned()),
+                        s.metadata.annotations,
                         s.spec,
                     )
                 }),
             )
         }
     };
-    let Some((uid, generation, store_namespace, spec)) = found else {
+    let Some((uid, generation, store_namespace, annotations, spec)) = found else {
         return Err(Error::Sync(format!(
             "{} {:?} not found",
             kind_name(kind),
@@ -102,6 +122,7 @@ pub async fn resolve(
         uid: uid.unwrap_or_default(),
         generation: generation.unwrap_or_default(),
         spec,
+        annotations: annotations.unwrap_or_default(),
     };
     let class = store.spec.controller.as_deref().unwrap_or_default();
     if !class.is_empty() && class != controller_class {
@@ -248,6 +269,7 @@ mod tests {
             uid: String::new(),
             generation: 1,
             spec: serde_json::from_value(serde_json::json!({"provider": {}})).unwrap(),
+            annotations: Default::default(),
         }
     }
 

@@ -48,14 +48,27 @@ pub(super) fn call_error<E>(operation: &str, key: &str, error: &SdkError<E>) -> 
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    sdk_error("AWS Secrets Manager", operation, key, error)
+}
+
+/// [`call_error`] for any AWS service (`service` names it in the message, e.g. "STS").
+pub(super) fn sdk_error<E>(
+    service: &str,
+    operation: &str,
+    key: &str,
+    error: &SdkError<E>,
+) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     let message = format!(
-        "AWS Secrets Manager {operation} of {key:?} failed: {}",
+        "{service} {operation} of {key:?} failed: {}",
         flatten(error)
     );
     let status = error.raw_response().map(|r| r.status().as_u16());
     let code = error.as_service_error().and_then(|e| e.code());
     if code.is_none() && credentials_failed(error) {
-        return ProviderError::Forbidden(message);
+        return credentials_error(error, message);
     }
     let service_message = error
         .as_service_error()
@@ -66,7 +79,51 @@ where
             key: key.to_owned(),
         };
     }
-    classify(code, status, message, key)
+    match classify(code, status, message, key) {
+        ProviderError::Throttled {
+            retry_after: None,
+            message,
+        } => ProviderError::Throttled {
+            retry_after: error
+                .raw_response()
+                .and_then(|r| r.headers().get("retry-after"))
+                .and_then(retry_after),
+            message,
+        },
+        other => other,
+    }
+}
+
+/// A `Retry-After` header in seconds (the HTTP-date form is not used by AWS).
+pub(super) fn retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Credentials could not be obtained: `Forbidden`, unless the cause is transient — STS (or
+/// the web identity token source) throttled or unavailable, or the provider timed out —
+/// which is `Throttled` / `Unavailable`, so the store backs off instead of failing hard.
+pub(super) fn credentials_error(
+    error: &(dyn std::error::Error + 'static),
+    message: String,
+) -> ProviderError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        match e.downcast_ref::<ProviderError>() {
+            Some(ProviderError::Throttled { retry_after, .. }) => {
+                return ProviderError::Throttled {
+                    retry_after: *retry_after,
+                    message,
+                };
+            }
+            Some(ProviderError::Unavailable(_)) => return ProviderError::Unavailable(message),
+            _ => {}
+        }
+        if let Some(CredentialsError::ProviderTimedOut(_)) = e.downcast_ref::<CredentialsError>() {
+            return ProviderError::Unavailable(message);
+        }
+        source = e.source();
+    }
+    ProviderError::Forbidden(message)
 }
 
 pub(super) fn credentials_failed(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -110,9 +167,12 @@ pub(super) fn classify(
             retry_after: None,
             message,
         },
-        Some("InternalServiceError" | "InternalFailure" | "ServiceUnavailable") => {
-            ProviderError::Unavailable(message)
-        }
+        Some(
+            "InternalServiceError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException",
+        ) => ProviderError::Unavailable(message),
         _ => match status {
             Some(429) => ProviderError::Throttled {
                 retry_after: None,

@@ -22,12 +22,24 @@
 //!   filters are prefix matches), then `BatchGetSecretValue` by ARN, 20 per call (or one
 //!   `GetSecretValue` per secret where the service does not know `BatchGetSecretValue`).
 //!   Names are the full secret names. Secrets scheduled for deletion are skipped.
+//! * `get_many(keys)`: the current versions of many keys, one `BatchGetSecretValue` per 20
+//!   distinct keys (`SecretIdList` of `prefix + key`), each returned secret matched back to
+//!   its key by name (by ARN, full or partial, when a key is an ARN). Each key's map is what
+//!   `get_map(key, None)` gives, byte for byte; per-secret `Errors` entries are classified as
+//!   `GetSecretValue` errors (a missing secret or one marked for deletion → that key's
+//!   `NotFound`), and a key in neither list is `NotFound`. A failure of the whole call
+//!   (throttling, an outage) is every key of that call's error. Where the service does not
+//!   know `BatchGetSecretValue`, one `GetSecretValue` per key.
 //! * `validate`: `ListSecrets` with `MaxResults` 1.
 //! * Errors: `ResourceNotFoundException`, or an `InvalidRequestException` saying the secret
 //!   is marked for deletion → `NotFound`; access denied, unrecognized or expired
-//!   credentials, credentials that cannot be obtained → `Forbidden`; throttling and HTTP
-//!   429 → `Throttled`; `DecryptionFailure`, `InvalidParameterException` and other 4xx →
-//!   `Invalid`; `InternalServiceError`, 5xx, timeouts, connection errors → `Unavailable`.
+//!   credentials, credentials that cannot be obtained → `Forbidden`; `ThrottlingException`,
+//!   `TooManyRequestsException`, `RequestLimitExceeded` and HTTP 429 → `Throttled` (with the
+//!   `Retry-After` the service sent, if any); `DecryptionFailure`,
+//!   `InvalidParameterException` and other 4xx → `Invalid`; `InternalServiceError`,
+//!   `ServiceUnavailableException`, 5xx, timeouts, connection errors → `Unavailable`. STS
+//!   throttling or outages while obtaining web identity credentials are `Throttled` and
+//!   `Unavailable` too, not `Forbidden`.
 //!
 //! ## Credentials
 //!
@@ -40,8 +52,10 @@
 //! credentials until shortly before they expire. STS calls go to
 //! [`AwsSmConfig::endpoint`] too when it is set.
 //!
-//! The SDK's standard retry policy applies (3 attempts, with backoff, for throttling and
-//! transient errors); an observer sees one call per SDK operation, not per attempt.
+//! The SDK does not retry: every operation is exactly one request (Secrets Manager and STS
+//! alike), so throttling and transient failures reach the caller at once as `Throttled` /
+//! `Unavailable`, and the controller's per-store backoff decides when to try again. An
+//! observer sees one call per request.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -164,7 +178,7 @@ pub struct AwsSmConfig {
     pub additional_roles: Vec<String>,
     /// The external ID passed when assuming the last role.
     pub external_id: Option<String>,
-    /// Timeout of every API call, retries included (30 s by default).
+    /// Timeout of every API call (30 s by default; the SDK makes one attempt per call).
     pub timeout: Duration,
 }
 
@@ -211,11 +225,13 @@ impl std::fmt::Debug for AwsSmConfig {
     }
 }
 
+mod batch;
 mod cache;
 mod calls;
 mod error;
 mod web_identity;
 
+use batch::{Batch, Ids};
 pub use cache::{AwsSmClientKey, AwsSmClients};
 pub use calls::{AwsSmCall, AwsSmCallCounter, AwsSmCallObserver, NoAwsSmObserver};
 use error::*;
@@ -278,13 +294,85 @@ impl AwsSecretsManager {
         self.observer
             .observe(AwsSmCall::GetSecretValue, result.is_ok());
         let mut output = result.map_err(|e| call_error("GetSecretValue", key, &e))?;
-        match (output.secret_string.take(), output.secret_binary.take()) {
-            (Some(text), _) => Ok(SecretMap::raw(key, text.into_bytes())),
-            (None, Some(binary)) => Ok(SecretMap::raw(key, binary.into_inner())),
-            (None, None) => Err(ProviderError::Invalid(format!(
-                "secret {key:?}: neither SecretString nor SecretBinary in the response"
-            ))),
+        payload_bytes(output.secret_string.take(), output.secret_binary.take())
+            .map(|bytes| SecretMap::raw(key, bytes))
+            .ok_or_else(|| neither(key))
+    }
+
+    /// [`SecretProvider::get_many`]: distinct ids in chunks of [`BATCH_SIZE`], one
+    /// `BatchGetSecretValue` each (or `GetSecretValue` per key where unsupported).
+    async fn read_many(&self, keys: &[String]) -> Vec<Result<SecretMap, ProviderError>> {
+        let mut results: Vec<Option<Result<SecretMap, ProviderError>>> =
+            keys.iter().map(|_| None).collect();
+        // Distinct secret ids in first-seen order, each with the positions of its keys.
+        let mut ids: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            let id = self.secret_id(key);
+            match seen.get(&id) {
+                Some(&n) => ids[n].1.push(i),
+                None => {
+                    seen.insert(id.clone(), ids.len());
+                    ids.push((id, vec![i]));
+                }
+            }
         }
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(e) => return keys.iter().map(|key| Err(for_key(&e, key))).collect(),
+        };
+        for chunk in ids.chunks(BATCH_SIZE) {
+            if !self.no_batch.load(Ordering::Relaxed) {
+                let wanted: Vec<(&str, &str)> = chunk
+                    .iter()
+                    .map(|(id, positions)| {
+                        let key = positions.first().map_or(id.as_str(), |&i| keys[i].as_str());
+                        (id.as_str(), key)
+                    })
+                    .collect();
+                match self.batch_get(client, &wanted, Ids::Keys).await {
+                    Ok(outcomes) => {
+                        for ((_, positions), outcome) in chunk.iter().zip(outcomes) {
+                            for &i in positions {
+                                results[i] = Some(match &outcome {
+                                    Ok(bytes) => Ok(SecretMap::raw(&keys[i], bytes.to_vec())),
+                                    Err(e) => Err(for_key(e, &keys[i])),
+                                });
+                            }
+                        }
+                        continue;
+                    }
+                    Err(Batch::Unsupported) => self.no_batch.store(true, Ordering::Relaxed),
+                    // A whole call "not found" says nothing definite about each key: ask
+                    // for them one by one rather than report them all deleted.
+                    Err(Batch::Failed(e)) if e.is_not_found() => {}
+                    Err(Batch::Failed(e)) => {
+                        for (_, positions) in chunk {
+                            for &i in positions {
+                                results[i] = Some(Err(for_key(&e, &keys[i])));
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+            for (_, positions) in chunk {
+                for &i in positions {
+                    results[i] = Some(self.read(&keys[i], None).await);
+                }
+            }
+        }
+        results
+            .into_iter()
+            .zip(keys)
+            .map(|(result, key)| {
+                result.unwrap_or_else(|| {
+                    Err(ProviderError::Unavailable(format!(
+                        "secret {key:?} was not read"
+                    )))
+                })
+            })
+            .collect()
     }
 
     async fn list(&self, query: &FindQuery) -> Result<Vec<(String, String)>, ProviderError> {
@@ -357,8 +445,20 @@ impl AwsSecretsManager {
         let mut values: BTreeMap<String, SecretValue> = BTreeMap::new();
         for chunk in secrets.chunks(BATCH_SIZE) {
             if !self.no_batch.load(Ordering::Relaxed) {
-                match self.batch(client, chunk, &mut values).await {
-                    Ok(()) => continue,
+                let wanted: Vec<(&str, &str)> = chunk
+                    .iter()
+                    .map(|(name, arn)| (arn.as_str(), name.as_str()))
+                    .collect();
+                match self.batch_get(client, &wanted, Ids::Listed).await {
+                    Ok(outcomes) => {
+                        // Not found, deleted or without a payload: skipped, as by single reads.
+                        for ((name, _), outcome) in chunk.iter().zip(outcomes) {
+                            if let Ok(bytes) = outcome {
+                                values.insert(name.clone(), bytes.into());
+                            }
+                        }
+                        continue;
+                    }
                     Err(Batch::Unsupported) => self.no_batch.store(true, Ordering::Relaxed),
                     Err(Batch::Failed(e)) => return Err(e),
                 }
@@ -384,70 +484,6 @@ impl AwsSecretsManager {
         Ok(values.into_iter().collect())
     }
 
-    async fn batch(
-        &self,
-        client: &Client,
-        chunk: &[(String, String)],
-        values: &mut BTreeMap<String, SecretValue>,
-    ) -> Result<(), Batch> {
-        let names: HashMap<&str, &str> = chunk
-            .iter()
-            .map(|(name, arn)| (arn.as_str(), name.as_str()))
-            .collect();
-        let mut token: Option<String> = None;
-        loop {
-            let result = client
-                .batch_get_secret_value()
-                .set_secret_id_list(Some(chunk.iter().map(|(_, arn)| arn.clone()).collect()))
-                .set_next_token(token.take())
-                .send()
-                .await;
-            self.observer
-                .observe(AwsSmCall::BatchGetSecretValue, result.is_ok());
-            let mut output = match result {
-                Ok(output) => output,
-                Err(e) if unsupported(&e) => return Err(Batch::Unsupported),
-                Err(e) => {
-                    let first = chunk.first().map(|(n, _)| n.as_str()).unwrap_or("");
-                    return Err(Batch::Failed(call_error("BatchGetSecretValue", first, &e)));
-                }
-            };
-            for entry in output.secret_values.take().unwrap_or_default() {
-                let name = entry
-                    .arn
-                    .as_deref()
-                    .and_then(|arn| names.get(arn).copied())
-                    .or(entry.name.as_deref())
-                    .unwrap_or_default()
-                    .to_owned();
-                if let Some(payload) = payload(entry.secret_string, entry.secret_binary) {
-                    values.insert(name, payload);
-                }
-            }
-            for error in output.errors() {
-                let code = error.error_code().unwrap_or_default();
-                let message = error.message().unwrap_or_default();
-                if code == "ResourceNotFoundException" || deleted(code, message) {
-                    continue;
-                }
-                let id = error.secret_id().unwrap_or_default();
-                let name = names.get(id).copied().unwrap_or(id);
-                return Err(Batch::Failed(classify(
-                    Some(code),
-                    None,
-                    format!(
-                        "AWS Secrets Manager BatchGetSecretValue of {name:?} failed: {code}: {message}"
-                    ),
-                    name,
-                )));
-            }
-            match output.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => return Ok(()),
-            }
-        }
-    }
-
     async fn check(&self) -> Result<(), ProviderError> {
         let client = self.client().await?;
         let result = client.list_secrets().max_results(1).send().await;
@@ -459,19 +495,40 @@ impl AwsSecretsManager {
     }
 }
 
-enum Batch {
-    Unsupported,
-    Failed(ProviderError),
+/// The payload of a `GetSecretValue` or `BatchGetSecretValue` answer: the `SecretString`
+/// as UTF-8, else the `SecretBinary` (the one source of [`SecretMap::raw`] payloads, so a
+/// single and a batched read give the same map).
+fn payload_bytes(
+    text: Option<String>,
+    binary: Option<aws_sdk_secretsmanager::primitives::Blob>,
+) -> Option<Vec<u8>> {
+    match (text, binary) {
+        (Some(text), _) => Some(text.into_bytes()),
+        (None, Some(binary)) => Some(binary.into_inner()),
+        (None, None) => None,
+    }
 }
 
 fn payload(
     text: Option<String>,
     binary: Option<aws_sdk_secretsmanager::primitives::Blob>,
 ) -> Option<SecretValue> {
-    match (text, binary) {
-        (Some(text), _) => Some(SecretValue::new(text.into_bytes())),
-        (None, Some(binary)) => Some(SecretValue::new(binary.into_inner())),
-        (None, None) => None,
+    payload_bytes(text, binary).map(SecretValue::new)
+}
+
+fn neither(key: &str) -> ProviderError {
+    ProviderError::Invalid(format!(
+        "secret {key:?}: neither SecretString nor SecretBinary in the response"
+    ))
+}
+
+/// `error` as the error of `key`: a `NotFound` names `key`, anything else is as is.
+fn for_key(error: &ProviderError, key: &str) -> ProviderError {
+    match error {
+        ProviderError::NotFound { .. } => ProviderError::NotFound {
+            key: key.to_owned(),
+        },
+        other => other.clone(),
     }
 }
 
@@ -498,6 +555,17 @@ impl SecretProvider for AwsSecretsManager {
     fn validate(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
         Box::pin(self.check())
     }
+
+    fn batch_size(&self) -> usize {
+        BATCH_SIZE
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Vec<Result<SecretMap, ProviderError>>> {
+        Box::pin(self.read_many(keys))
+    }
 }
 
 async fn build_client(config: &AwsSmConfig) -> Result<Client, ProviderError> {
@@ -506,9 +574,15 @@ async fn build_client(config: &AwsSmConfig) -> Result<Client, ProviderError> {
         .connect_timeout(Duration::from_secs(5).min(config.timeout))
         .operation_timeout(config.timeout)
         .build();
+    // One attempt per operation, no SDK retries: the controller's scheduler backs off per
+    // store and must see throttling (and outages) itself, at once; SDK retries would hide
+    // them behind up to 3 attempts and their own backoff, multiplying the load on a
+    // throttled account. Everything built from this configuration (the Secrets Manager
+    // client, the STS clients of web identity and assumed roles) inherits it.
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region.clone())
-        .timeout_config(timeouts);
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::disabled());
     if let Some(endpoint) = &config.endpoint {
         loader = loader.endpoint_url(endpoint);
     }
@@ -597,6 +671,66 @@ mod tests {
             "InvalidRequestException",
             "You can't perform this operation on the secret because it was marked for deletion."
         ));
+    }
+
+    #[test]
+    fn key_errors_and_codes() {
+        let moved = for_key(&ProviderError::NotFound { key: "x".into() }, "y");
+        assert!(matches!(moved, ProviderError::NotFound { key } if key == "y"));
+        assert_eq!(
+            for_key(&ProviderError::Unavailable("u".into()), "y").kind(),
+            "Unavailable"
+        );
+        assert_eq!(retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            classify(
+                Some("ServiceUnavailableException"),
+                Some(400),
+                "m".into(),
+                "k"
+            )
+            .kind(),
+            "Unavailable"
+        );
+        for code in [
+            "TooManyRequestsException",
+            "RequestLimitExceeded",
+            "Throttling",
+        ] {
+            assert_eq!(
+                classify(Some(code), Some(400), "m".into(), "k").kind(),
+                "Throttled"
+            );
+        }
+    }
+
+    #[test]
+    fn transient_credential_failures() {
+        let kind = |source: ProviderError| {
+            let error = CredentialsError::provider_error(source);
+            credentials_error(&error, "m".into()).kind()
+        };
+        let throttled = ProviderError::Throttled {
+            retry_after: None,
+            message: "sts".into(),
+        };
+        assert_eq!(kind(throttled), "Throttled");
+        assert_eq!(
+            kind(ProviderError::Unavailable("sts".into())),
+            "Unavailable"
+        );
+        assert_eq!(kind(ProviderError::Forbidden("denied".into())), "Forbidden");
+        // Never NotFound: that could delete target Secrets.
+        assert_eq!(
+            kind(ProviderError::NotFound { key: "t".into() }),
+            "Forbidden"
+        );
+        let timed_out = CredentialsError::provider_timed_out(Duration::from_secs(5));
+        assert_eq!(
+            credentials_error(&timed_out, "m".into()).kind(),
+            "Unavailable"
+        );
     }
 
     #[test]

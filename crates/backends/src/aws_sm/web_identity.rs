@@ -34,11 +34,14 @@ impl WebIdentity {
             .web_identity_token(token)
             .send()
             .await
+            // The typed error (Throttled, Unavailable…) travels as the source, so that
+            // `call_error` can tell STS throttling and outages from refused credentials.
             .map_err(|e| {
-                CredentialsError::provider_error(format!(
-                    "STS AssumeRoleWithWebIdentity of {:?} failed: {}",
-                    self.role_arn,
-                    flatten(&e)
+                CredentialsError::provider_error(sdk_error(
+                    "STS",
+                    "AssumeRoleWithWebIdentity",
+                    &self.role_arn,
+                    &e,
                 ))
             })?;
         let credentials = output.credentials.ok_or_else(|| {
