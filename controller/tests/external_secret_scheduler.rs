@@ -20,25 +20,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-/// Provider calls of `call` the controller made to AWS Secrets Manager so far.
-async fn calls(running: &Running, call: &str) -> f64 {
-    metrics(running)
-        .await
-        .lines()
-        .filter(|l| {
-            l.starts_with("externalsecret_provider_api_calls_count{")
-                && l.contains("AWS/SecretsManager")
-                && l.contains(&format!("call=\"{call}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Reads so far: single and batched.
 async fn reads(running: &Running) -> (f64, f64) {
     (
-        calls(running, "GetSecretValue").await,
-        calls(running, "BatchGetSecretValue").await,
+        provider_calls(running, "AWS/SecretsManager", "GetSecretValue").await,
+        provider_calls(running, "AWS/SecretsManager", "BatchGetSecretValue").await,
     )
 }
 

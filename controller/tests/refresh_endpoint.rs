@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use gitseal_api::{ClusterSecretStore, ExternalSecret};
 use gitseal_testkit::moto::Moto;
+use gitseal_testkit::wait_for_within;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -231,6 +232,7 @@ async fn a_refresh_syncs_the_external_secrets_of_one_remote_secret_only() {
                "metadata": {"name": name, "namespace": NS},
                "spec": {"refreshInterval": "1h",
                         "secretStoreRef": {"name": "aws", "kind": "ClusterSecretStore"},
+                        "target": {"deletionPolicy": "Delete"},
                         "data": [{"secretKey": "value", "remoteRef": {"key": key}}]}});
         create_object(&es, object).await;
     }
@@ -292,5 +294,28 @@ async fn a_refresh_syncs_the_external_secrets_of_one_remote_secret_only() {
     let unlisted = service_account_token(&cluster, "ci", "intruder").await;
     let (status, _, _) = post(&controller, Some(&unlisted), CLUSTER_BODY_A).await;
     assert_eq!(status, 403);
+
+    // A refresh that finds the secret gone (deletionPolicy Delete): the not-found is
+    // looked at again 30 s later with a read of its own, though the first answer is within
+    // the hour's sharing window (a not-found is never confirmed by a shared read); only
+    // then does the Secret go. The ExternalSecret is failed meanwhile.
+    moto.boto3("sm.delete_secret(SecretId='app/b', ForceDeleteWithoutRecovery=True)");
+    let reads = || provider_calls(&controller, "AWS/SecretsManager", "GetSecretValue");
+    let before = reads().await;
+    let (status, _, _) = post(&controller, Some(&listed), body_b).await;
+    assert_eq!(status, 200);
+    external_secret_ready(&cluster, "second", "False", "SecretSyncedError").await;
+    assert_eq!(value(&cluster, "second").await, "b2");
+    let what = "the Secret deleted after a second read";
+    wait_for_within(what, Duration::from_secs(60), || async {
+        let secret = cluster.secrets(NS).get_opt("second").await.unwrap();
+        secret.is_none().then_some(())
+    })
+    .await;
+    external_secret_ready(&cluster, "second", "True", "SecretDeleted").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The first not-found, its own confirming read, and the check the Secret's deletion
+    // triggers (a shared read would have confirmed it with one read less).
+    assert_eq!(reads().await - before, 3.0);
     controller.stop().await;
 }

@@ -206,6 +206,21 @@ pub fn metric(text: &str, prefix: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Calls `call` of `provider` (`AWS/SecretsManager`, `HashiCorp/Vault`) a replica made so
+/// far, by its `externalsecret_provider_api_calls_count`.
+pub async fn provider_calls(running: &Running, provider: &str, call: &str) -> f64 {
+    metrics(running)
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("externalsecret_provider_api_calls_count{")
+                && l.contains(&format!("provider=\"{provider}\""))
+                && l.contains(&format!("call=\"{call}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Creates `object` (any kind) through `api`; panics if the server refuses it.
 pub async fn create_object<K>(api: &Api<K>, object: Value)
 where

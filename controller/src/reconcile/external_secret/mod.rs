@@ -262,7 +262,8 @@ async fn reconcile_admitted(
         .measure(&es.name_any(), &namespace);
     let now = Timestamp::now();
     let uid = es.uid().unwrap_or_default();
-    let forced = ctx.external.scheduler.take_forced(&uid);
+    // Asked for on demand, or a not-found to confirm: sync whatever the interval says.
+    let forced = ctx.external.scheduler.take_forced(&uid) | confirming(&ctx, &es);
     let interval = refresh::interval(&es);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = secrets
@@ -331,7 +332,9 @@ async fn reconcile_admitted(
             ctx.event(&es, EventType::Warning, "UpdateFailed", &error.to_string())
                 .await;
             write_status(&ctx, &es, false, "SecretSyncedError", message, None).await?;
-            if matches!(error, Error::Provider(ProviderError::NotFound { .. })) {
+            if matches!(error, Error::Provider(ProviderError::NotFound { .. }))
+                && confirming(&ctx, &es)
+            {
                 // Looked at again soon: a second not-found confirms it (and only then may
                 // the deletion policy act); the Secret is kept meanwhile.
                 let recheck = interval.unwrap_or(NOT_FOUND_RECHECK).min(NOT_FOUND_RECHECK);
@@ -340,6 +343,17 @@ async fn reconcile_admitted(
             Err(error)
         }
     }
+}
+
+/// Whether the last sync of `es` saw a not-found that the next one must confirm with a
+/// read of its own before the deletion policy acts (never under `Retain`, which does not
+/// act on it).
+fn confirming(ctx: &Context, es: &ExternalSecret) -> bool {
+    es.spec.target.deletion_policy != DeletionPolicy::Retain
+        && es.uid().is_some_and(|uid| {
+            let seen = ctx.external.not_found.lock().expect("lock");
+            seen.contains_key(&uid)
+        })
 }
 
 /// When to look again after a sync or a skip: at the next refresh plus this object's
@@ -625,7 +639,8 @@ struct Sources<'a> {
     reads: HashMap<ReadKey, Option<Arc<SecretMap>>>,
     /// How old a shared read may be.
     window: Duration,
-    /// Whether shared reads may not serve (the spec or metadata changed since the last sync).
+    /// Whether shared reads may not serve: the spec or metadata changed since the last
+    /// sync, or the last sync saw a not-found that this one must confirm.
     fresh: bool,
     /// When the oldest value used was read.
     oldest: Option<Timestamp>,
@@ -656,7 +671,9 @@ impl<'a> Sources<'a> {
             providers: HashMap::new(),
             reads: HashMap::new(),
             window: scheduler::window(interval),
-            fresh: synced.is_some_and(|v| v != refresh::resource_version(es)),
+            // A not-found is confirmed only by a read of its own, never by a shared one.
+            fresh: confirming(ctx, es)
+                || synced.is_some_and(|v| v != refresh::resource_version(es)),
             oldest: None,
         }
     }
