@@ -4,7 +4,8 @@
 //! #4231; AWS throttles the call volume, #4065).
 //!
 //! - **Admission** ([`admission`]): a fixed number of syncs run at once; new, changed and
-//!   on-demand ExternalSecrets ([`Lane::Priority`]) are admitted before periodic refreshes.
+//!   on-demand ExternalSecrets ([`Lane::Priority`]) are admitted before periodic refreshes;
+//!   the others hold tickets (not futures) and are woken when a slot is theirs.
 //! - **Timing**: each ExternalSecret's next refresh is `status.refreshTime + interval` (so
 //!   a restart refetches nothing that is not due) plus a jitter of its own within the
 //!   refresh window ([`jitter`]), so a bulk apply does not come due all at once.
@@ -32,7 +33,7 @@ use gitseal_backends::provider::ProviderError;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-pub use admission::{Admission, Lane, Slot};
+pub use admission::{Admission, Lane, Slot, Ticket};
 pub use gate::{Gate, Limits};
 pub use reads::{MAX_WINDOW, Read, Reads, Request};
 
@@ -72,6 +73,8 @@ pub struct Scheduler {
     reads: Reads,
     tracked: Mutex<HashMap<String, Tracked>>,
     wake: broadcast::Sender<(String, String)>,
+    /// Wakes an object whose ticket got a slot.
+    waker: Box<dyn Fn(&Ticket) + Send + Sync>,
     /// ExternalSecret reconcilers running in this process (0 on a replica that does not lead).
     running: std::sync::atomic::AtomicUsize,
 }
@@ -144,13 +147,20 @@ pub async fn gated<T>(
 impl Scheduler {
     /// `slots` syncs at once; stores get `defaults` unless their annotations say otherwise.
     pub fn new(slots: usize, defaults: Limits) -> Self {
+        let wake = broadcast::channel(4096).0;
         Self {
             admission: Admission::new(slots),
             defaults,
             gates: Mutex::default(),
             reads: Reads::default(),
             tracked: Mutex::default(),
-            wake: broadcast::channel(1024).0,
+            waker: {
+                let wake = wake.clone();
+                Box::new(move |(_, namespace, name): &Ticket| {
+                    let _ = wake.send((namespace.clone(), name.clone()));
+                })
+            },
+            wake,
             running: Default::default(),
         }
     }
@@ -171,9 +181,11 @@ impl Scheduler {
         }
     }
 
-    /// Waits for a sync slot in `lane`.
-    pub async fn admit(&self, lane: Lane) -> Slot<'_> {
-        self.admission.admit(lane).await
+    /// A sync slot for the ExternalSecret `ticket` (uid, namespace, name) in `lane`, or
+    /// `None`: it holds a ticket, and is woken (see [`Scheduler::subscribe`]) when a slot
+    /// is reserved for it.
+    pub fn try_admit(&self, lane: Lane, ticket: Ticket) -> Option<Slot<'_>> {
+        self.admission.try_admit(lane, ticket, &*self.waker)
     }
 
     /// The gate of `store`, with the limits its `annotations` set (a new gate when they
@@ -258,12 +270,15 @@ impl Scheduler {
             .is_some_and(|t| std::mem::take(&mut t.forced))
     }
 
-    /// Forgets a deleted ExternalSecret.
+    /// Forgets a deleted ExternalSecret (a slot reserved for it goes on).
     pub fn forget(&self, uid: &str) {
         self.tracked.lock().expect("lock").remove(uid);
+        if let Some(next) = self.admission.forget(uid) {
+            (self.waker)(&next);
+        }
     }
 
-    /// ExternalSecrets asked for on demand: (namespace, name).
+    /// ExternalSecrets to reconcile now (on demand, or a slot is theirs): (namespace, name).
     pub fn subscribe(&self) -> broadcast::Receiver<(String, String)> {
         self.wake.subscribe()
     }

@@ -106,9 +106,11 @@ pub fn start(
     stop: watch::Receiver<bool>,
 ) -> BoxFuture<'static, ()> {
     let forget = ctx.clone();
-    // Every due ExternalSecret gets a (small) reconcile that waits for the scheduler's
-    // admission, so that new and changed ones can go ahead of periodic refreshes.
-    let unbounded = kube::runtime::controller::Config::default().concurrency(0);
+    // Reconciles either get one of the scheduler's slots or leave a ticket and end at
+    // once; room beyond the slots lets them do that while the slots are busy.
+    let workers = super::workers(&ctx.config);
+    let runner = kube::runtime::controller::Config::default()
+        .concurrency(u16::try_from(workers * 4).unwrap_or(u16::MAX));
     let controller = controller::<ExternalSecret>(
         &ctx,
         namespace.as_deref(),
@@ -124,7 +126,7 @@ pub fn start(
             }
         },
     )
-    .with_config(unbounded)
+    .with_config(runner)
     .reconcile_on(on_demand(&ctx, namespace.clone()));
     async move {
         let scheduler = ctx.clone();
@@ -239,10 +241,17 @@ pub async fn reconcile(
     let scheduler = &ctx.external.scheduler;
     let uid = meta.uid().unwrap_or_default();
     let lane = scheduler.lane(&uid, &refresh::metadata_version(meta.meta()));
-    let _slot = scheduler.admit(lane).await;
-    // Boxed: only admitted reconciles hold the state of a whole sync.
-    Box::pin(reconcile_admitted(meta, ctx.clone())).await
+    let ticket = (uid, meta.namespace().unwrap_or_default(), meta.name_any());
+    let Some(_slot) = scheduler.try_admit(lane, ticket) else {
+        // Waiting with a ticket: woken when a slot is reserved for it.
+        return Ok(Action::requeue(UNWOKEN));
+    };
+    reconcile_admitted(meta, ctx.clone()).await
 }
+
+/// When an ExternalSecret waiting for a slot looks again if it was not woken (a lost
+/// wake-up; normally it is woken long before).
+const UNWOKEN: Duration = Duration::from_secs(60);
 
 async fn reconcile_admitted(
     meta: Arc<PartialObjectMeta<ExternalSecret>>,
