@@ -134,8 +134,17 @@ async fn callers_authenticate_by_token_secret_or_service_account() {
     }
     let (status, _, text) = post(&controller, Some(TOKEN), &"x".repeat(64 << 10)).await;
     assert_eq!(status, 413, "{text}");
-    let (status, _, text) = post(&controller, Some(TOKEN), CLUSTER_BODY_A).await;
-    assert_eq!((status, text.trim()), (200, r#"{"refreshed":0}"#));
+    // 503 until this replica leads and its ExternalSecret reconcilers run.
+    let text = wait_for("the ExternalSecret reconcilers to run", || async {
+        let (status, _, text) = post(&controller, Some(TOKEN), CLUSTER_BODY_A).await;
+        match status {
+            200 => Some(text),
+            503 => None,
+            other => panic!("{other}: {text}"),
+        }
+    })
+    .await;
+    assert_eq!(text.trim(), r#"{"refreshed":0}"#);
     let (status, _, text) = post(
         &controller,
         Some(TOKEN),
