@@ -71,17 +71,6 @@ pub fn region_of(arn: &str) -> Result<&str, KeyServiceError> {
     }
 }
 
-fn flatten(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 /// What a KMS client is built for: one AWS configuration and client per region, profile
 /// and role.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -209,7 +198,10 @@ fn call_error<E>(operation: &str, arn: &str, error: &SdkError<E>) -> KeyServiceE
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = format!("KMS {operation} with {arn} failed: {}", flatten(error));
+    let message = format!(
+        "KMS {operation} with {arn} failed: {}",
+        crate::error_chain(error)
+    );
     let code = error.as_service_error().and_then(|e| e.code());
     match code {
         Some("NotFoundException") => KeyServiceError::NotFound(message),

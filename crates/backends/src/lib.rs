@@ -29,3 +29,16 @@ pub mod kms;
 pub mod provider;
 #[cfg(feature = "vault")]
 pub mod vault;
+
+/// An error and its sources in one line (`a: b: c`), for messages of the clients' errors.
+#[cfg(any(feature = "aws-kms", feature = "vault", feature = "aws-secretsmanager"))]
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -2,17 +2,6 @@
 
 use super::*;
 
-pub(super) fn flatten(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 pub(super) fn deleted(code: &str, message: &str) -> bool {
     // AWS: "… because it was marked for deletion."; moto: "… currently marked deleted."
     code == "InvalidRequestException"
@@ -63,7 +52,7 @@ where
 {
     let message = format!(
         "{service} {operation} of {key:?} failed: {}",
-        flatten(error)
+        crate::error_chain(error)
     );
     let status = error.raw_response().map(|r| r.status().as_u16());
     let code = error.as_service_error().and_then(|e| e.code());

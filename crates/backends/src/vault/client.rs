@@ -89,17 +89,6 @@ pub struct VaultProvider {
     slot: tokio::sync::Mutex<Slot>,
 }
 
-fn flatten(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 fn trim_slashes(s: &str) -> &str {
     s.trim_matches('/')
 }
@@ -155,9 +144,9 @@ impl VaultProvider {
             }
             builder = builder.tls_certs_only(certs);
         }
-        let http = builder
-            .build()
-            .map_err(|e| ProviderError::Invalid(format!("Vault HTTP client: {}", flatten(&e))))?;
+        let http = builder.build().map_err(|e| {
+            ProviderError::Invalid(format!("Vault HTTP client: {}", crate::error_chain(&e)))
+        })?;
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         Ok(Self {
             http,
@@ -237,7 +226,7 @@ impl VaultProvider {
                 .body(body.to_vec());
         }
         let unavailable = |e: reqwest::Error| {
-            ProviderError::Unavailable(format!("vault {call} {path}: {}", flatten(&e)))
+            ProviderError::Unavailable(format!("vault {call} {path}: {}", crate::error_chain(&e)))
         };
         let response = request.send().await.map_err(unavailable)?;
         let status = response.status();
