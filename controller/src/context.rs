@@ -35,6 +35,8 @@ pub struct Context {
     pub external: crate::reconcile::external_secret::Shared,
     /// Restarts the workloads that depend on Secrets whose data changed.
     pub rollout: crate::rollout::Rollout,
+    /// Secret writes whose watch events are not to trigger their owners again.
+    pub echoes: crate::reconcile::secret::Echoes,
 }
 
 impl Context {
@@ -63,6 +65,7 @@ impl Context {
             metrics,
             pool: Arc::new(Semaphore::new(cpus)),
             retries: Retries::default(),
+            echoes: Default::default(),
         }
     }
 

@@ -553,6 +553,30 @@ async fn foreign_secrets_are_left_alone_and_esos_are_adopted_without_a_write() {
         adopted.metadata.resource_version, eso.metadata.resource_version,
         "ESO's Secret was adopted without a write"
     );
+
+    // The target renamed: the Secret it made under the old name goes, one that only
+    // carries its created-by label (nobody's controller) stays.
+    apply(
+        &secrets,
+        json!({"metadata": {"name": "decoy", "namespace": NS,
+                            "labels": {LABEL_CREATED_BY: target::created_by(NS, "migrated")}}}),
+    )
+    .await;
+    es_api(&cluster)
+        .patch(
+            "migrated",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"target": {"name": "migrated-2"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for("the renamed target, and the old one gone", || async {
+        let renamed = secrets.get_opt("migrated-2").await.unwrap()?;
+        let old = secrets.get_opt("migrated").await.unwrap();
+        old.is_none().then_some(renamed)
+    })
+    .await;
+    assert!(secrets.get_opt("decoy").await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

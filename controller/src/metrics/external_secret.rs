@@ -28,9 +28,9 @@ pub struct StatusLabels {
     /// Its namespace (empty for cluster-scoped stores).
     pub namespace: String,
     /// The condition type (`Ready`).
-    pub condition: String,
+    pub condition: &'static str,
     /// `True` or `False`.
-    pub status: String,
+    pub status: &'static str,
 }
 
 /// Labels of `externalsecret_provider_api_calls_count`.
@@ -104,8 +104,8 @@ pub fn set_condition(
             .get_or_create(&StatusLabels {
                 name: name.into(),
                 namespace: namespace.into(),
-                condition: "Ready".into(),
-                status: status.into(),
+                condition: "Ready",
+                status,
             })
             .set(i64::from(value));
     }
@@ -117,8 +117,8 @@ pub fn remove_condition(family: &Family<StatusLabels, Gauge>, name: &str, namesp
         family.remove(&StatusLabels {
             name: name.into(),
             namespace: namespace.into(),
-            condition: "Ready".into(),
-            status: status.into(),
+            condition: "Ready",
+            status,
         });
     }
 }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub external_secrets: ExternalSecretMetrics,
     /// The HTTP API's.
     pub http: HttpMetrics,
+    /// How long the last exposition was, to size the next one.
+    last_size: std::sync::atomic::AtomicUsize,
 }
 
 impl Metrics {
@@ -55,14 +57,20 @@ impl Metrics {
             sealed_secrets,
             external_secrets,
             http,
+            last_size: Default::default(),
         }
     }
 
     /// The text exposition format.
+    ///
+    /// With ten thousand objects the text runs to megabytes: it is sized from the last
+    /// one, as growing it by doubling would hold up to twice that at once.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut out = String::with_capacity(self.last_size.load(Relaxed) / 8 * 9);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
+        self.last_size.store(out.len(), Relaxed);
         out
     }
 }
@@ -102,7 +110,7 @@ mod tests {
             .get_or_create(&ConditionLabels {
                 namespace: "prod".into(),
                 name: "db".into(),
-                condition: "Synced".into(),
+                condition: "Synced",
                 ss_app_kubernetes_io_instance: String::new(),
             })
             .set(1);

@@ -27,7 +27,7 @@ pub struct ConditionLabels {
     /// Its name.
     pub name: String,
     /// The condition type (`Synced`).
-    pub condition: String,
+    pub condition: &'static str,
     /// Its `app.kubernetes.io/instance` label.
     pub ss_app_kubernetes_io_instance: String,
 }
@@ -118,7 +118,7 @@ impl SealedSecretMetrics {
         ConditionLabels {
             namespace: ss.namespace().unwrap_or_default(),
             name: ss.name_any(),
-            condition: "Synced".into(),
+            condition: "Synced",
             ss_app_kubernetes_io_instance: ss
                 .labels()
                 .get("app.kubernetes.io/instance")

@@ -216,7 +216,14 @@ pub fn controller_for<K: Reconciled>(
     let mut controller = Controller::for_stream(trigger, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(workers));
     if let Some(secrets) = secrets {
-        let owned = watcher(secrets, config).default_backoff().touched_objects();
+        // Events of the reconcilers' own writes trigger nothing (see `secret::Echoes`).
+        let echoes = ctx.clone();
+        let owned = watcher(secrets, config)
+            .default_backoff()
+            .try_filter(move |event| {
+                std::future::ready(!echoes.echoes.is_echo(&K::kind(&()), event))
+            })
+            .touched_objects();
         controller = controller.owns_stream(owned);
     }
     controller

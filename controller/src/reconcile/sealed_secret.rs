@@ -178,6 +178,7 @@ async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Applied, Error> {
             .as_ref()
             .map(|f| (DIGEST_ANNOTATION, f as secret::Digest<'_>)),
         field_manager: None,
+        echoes: &ctx.echoes,
     };
     let applied = secret::apply(&api, existing, desired, &writer).await?;
     if applied != Applied::Unchanged {

@@ -14,11 +14,14 @@
 //! - **Wiping**: Secret objects travel in [`SecretData`], which overwrites their data and
 //!   `stringData` when dropped, on every path.
 
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
+use kube::core::PartialObjectMeta;
 use kube::{Api, ResourceExt};
 use zeroize::Zeroize;
 
@@ -102,6 +105,57 @@ pub struct Writer<'a> {
     pub digest: Option<(&'static str, Digest<'a>)>,
     /// The field manager of the writes (`None`: the client's default).
     pub field_manager: Option<String>,
+    /// Where the writes are recorded, so that their watch events are known as echoes.
+    pub echoes: &'a Echoes,
+}
+
+/// The Secrets the reconcilers have just written, each with the resourceVersion its write
+/// produced. The watch event carrying that version is the write's own echo: it would only
+/// make the owner reconcile again to find its Secret as it left it (two reads for
+/// nothing, per object), so the owning kind's Secret watch drops it. Any other event of
+/// the Secret — a change by someone else, a deletion — clears the entry and passes; an
+/// echo that overtakes its record passes too (a spare reconcile, never a lost one).
+/// Entries are per writing kind, since every kind's watch sees every Secret event.
+#[derive(Default)]
+pub struct Echoes(Mutex<HashMap<EchoKey, String>>);
+
+/// The writing kind, and the Secret's namespace and name.
+type EchoKey = (String, String, String);
+
+impl Echoes {
+    /// Records `written` by `kind`, as the API server answered the write.
+    fn record(&self, kind: &str, written: &Secret) {
+        if let (Some(namespace), Some(name), Some(version)) = (
+            written.metadata.namespace.clone(),
+            written.metadata.name.clone(),
+            written.metadata.resource_version.clone(),
+        ) {
+            let mut echoes = self.0.lock().expect("echoes lock");
+            echoes.insert((kind.to_owned(), namespace, name), version);
+        }
+    }
+
+    /// Whether `event` of a Secret is the echo of a write `kind` recorded (the record is
+    /// dropped either way: the next event of that Secret is somebody else's).
+    pub fn is_echo(
+        &self,
+        kind: &str,
+        event: &kube::runtime::watcher::Event<PartialObjectMeta<Secret>>,
+    ) -> bool {
+        use kube::runtime::watcher::Event;
+        let (secret, applied) = match event {
+            Event::Apply(secret) => (secret, true),
+            Event::Delete(secret) => (secret, false),
+            _ => return false,
+        };
+        let key = (
+            kind.to_owned(),
+            secret.namespace().unwrap_or_default(),
+            secret.name_any(),
+        );
+        let recorded = self.0.lock().expect("echoes lock").remove(&key);
+        applied && recorded.is_some() && recorded == secret.metadata.resource_version
+    }
 }
 
 /// How an existing Secret may be written, from its ownerReferences and annotations.
@@ -230,7 +284,9 @@ pub async fn apply(
         seal_digest(&mut desired, writer.digest);
         let created = api.create(&params, &desired).await;
         drop(desired);
-        drop(SecretData(created.map_err(Error::Write)?));
+        let created = SecretData(created.map_err(Error::Write)?);
+        writer.echoes.record(writer.kind, &created);
+        drop(created);
         tracing::info!("Secret created");
         return Ok(Applied::Created);
     };
@@ -251,7 +307,9 @@ pub async fn apply(
     drop(existing);
     let replaced = api.replace(&name, &params, &updated).await;
     drop(updated);
-    drop(SecretData(replaced.map_err(Error::Write)?));
+    let replaced = SecretData(replaced.map_err(Error::Write)?);
+    writer.echoes.record(writer.kind, &replaced);
+    drop(replaced);
     tracing::info!("Secret updated");
     Ok(Applied::Updated)
 }
@@ -394,5 +452,55 @@ mod tests {
         let copy = &guarded;
         assert_eq!(copy.data.as_ref().unwrap()["a"].0, Vec::<u8>::new());
         assert_eq!(copy.string_data.as_ref().unwrap()["b"], "");
+    }
+
+    #[test]
+    fn only_the_echo_of_a_recorded_write_is_dropped() {
+        use kube::core::PartialObjectMetaExt;
+        use kube::runtime::watcher::Event;
+        let meta = |namespace: &str, version: &str| kube::api::ObjectMeta {
+            namespace: Some(namespace.into()),
+            name: Some("db".into()),
+            resource_version: Some(version.into()),
+            ..Default::default()
+        };
+        let event = |namespace: &str, version: &str| {
+            Event::Apply(meta(namespace, version).into_response_partial::<Secret>())
+        };
+        let written = Secret {
+            metadata: meta("prod", "5"),
+            ..Secret::default()
+        };
+        let echoes = Echoes::default();
+        echoes.record("SealedSecret", &written);
+        assert!(
+            !echoes.is_echo("SealedSecret", &event("prod", "6")),
+            "somebody else's change"
+        );
+        assert!(
+            !echoes.is_echo("SealedSecret", &event("prod", "5")),
+            "the record went with it"
+        );
+        echoes.record("SealedSecret", &written);
+        let deleted = Event::Delete(meta("prod", "5").into_response_partial::<Secret>());
+        assert!(
+            !echoes.is_echo("SealedSecret", &deleted),
+            "a deletion always passes"
+        );
+        assert!(!echoes.is_echo("SealedSecret", &event("prod", "5")));
+        echoes.record("SealedSecret", &written);
+        assert!(
+            !echoes.is_echo("SealedSecret", &event("dev", "5")),
+            "another Secret"
+        );
+        assert!(
+            !echoes.is_echo("ExternalSecret", &event("prod", "5")),
+            "another kind's watch"
+        );
+        assert!(echoes.is_echo("SealedSecret", &event("prod", "5")));
+        assert!(
+            !echoes.is_echo("SealedSecret", &event("prod", "5")),
+            "dropped once"
+        );
     }
 }

@@ -51,14 +51,18 @@ pub struct StoreTarget {
 /// One remote secret an ExternalSecret reads: store, key, version.
 pub type RemoteRead = (StoreTarget, String, Option<String>);
 
-/// What the scheduler remembers of one ExternalSecret (no values).
+/// A [`RemoteRead`] as the scheduler keeps it: store (shared), key, version.
+type TrackedRead = (Arc<StoreTarget>, Box<str>, Option<Box<str>>);
+
+/// What the scheduler remembers of one ExternalSecret (no values). Kept small: there is
+/// one per ExternalSecret, ten thousand and more; namespaces and stores are shared.
 struct Tracked {
-    namespace: String,
-    name: String,
-    /// Its `syncedResourceVersion` when last reconciled.
-    version: String,
+    namespace: Arc<str>,
+    name: Box<str>,
+    /// A hash of its `syncedResourceVersion` when last reconciled.
+    version: u64,
     /// The remote secrets its spec reads.
-    reads: Vec<RemoteRead>,
+    reads: Box<[TrackedRead]>,
     /// When its next refresh is due.
     due: Option<Instant>,
     /// A refresh was asked for on demand.
@@ -72,6 +76,8 @@ pub struct Scheduler {
     gates: Mutex<HashMap<StoreTarget, Arc<Gate>>>,
     reads: Reads,
     tracked: Mutex<HashMap<String, Tracked>>,
+    /// The namespaces and stores of the tracked ExternalSecrets, one copy each.
+    shared: Mutex<Shared>,
     wake: broadcast::Sender<(String, String)>,
     /// Wakes an object whose ticket got a slot.
     waker: Box<dyn Fn(&Ticket) + Send + Sync>,
@@ -88,6 +94,7 @@ impl Drop for Running<'_> {
         use std::sync::atomic::Ordering;
         if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.tracked.lock().expect("lock").clear();
+            *self.0.shared.lock().expect("lock") = Shared::default();
         }
     }
 }
@@ -114,6 +121,40 @@ pub fn jitter(uid: &str, interval: Duration) -> Duration {
     uid.hash(&mut hasher);
     let share = (hasher.finish() % 10_000) as f64 / 10_000.0;
     window(interval).mul_f64(share / 2.0)
+}
+
+/// One copy of each namespace and store the tracked ExternalSecrets name.
+#[derive(Default)]
+struct Shared {
+    namespaces: std::collections::HashSet<Arc<str>>,
+    stores: std::collections::HashSet<Arc<StoreTarget>>,
+}
+
+impl Shared {
+    fn namespace(&mut self, namespace: &str) -> Arc<str> {
+        if let Some(shared) = self.namespaces.get(namespace) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = namespace.into();
+        self.namespaces.insert(shared.clone());
+        shared
+    }
+
+    fn store(&mut self, store: StoreTarget) -> Arc<StoreTarget> {
+        if let Some(shared) = self.stores.get(&store) {
+            return shared.clone();
+        }
+        let shared = Arc::new(store);
+        self.stores.insert(shared.clone());
+        shared
+    }
+}
+
+/// A hash of an ExternalSecret's `syncedResourceVersion` (only ever compared).
+fn hash(version: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    version.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Runs a provider call that the shared reads do not cover (a `find` listing) through
@@ -154,6 +195,7 @@ impl Scheduler {
             gates: Mutex::default(),
             reads: Reads::default(),
             tracked: Mutex::default(),
+            shared: Mutex::default(),
             waker: {
                 let wake = wake.clone();
                 Box::new(move |(_, namespace, name): &Ticket| {
@@ -176,7 +218,7 @@ impl Scheduler {
     /// `version`: priority when it is new to this process, changed, or asked for.
     pub fn lane(&self, uid: &str, version: &str) -> Lane {
         match self.tracked.lock().expect("lock").get(uid) {
-            Some(t) if t.version == version && !t.forced => Lane::Periodic,
+            Some(t) if t.version == hash(version) && !t.forced => Lane::Periodic,
             _ => Lane::Priority,
         }
     }
@@ -228,8 +270,8 @@ impl Scheduler {
         for object in tracked.values() {
             if object.due.is_some_and(|due| due <= horizon) {
                 for (s, key, version) in &object.reads {
-                    if s == store && version.is_none() {
-                        keys.insert(key.clone());
+                    if **s == *store && version.is_none() {
+                        keys.insert(key.to_string());
                     }
                 }
             }
@@ -248,17 +290,26 @@ impl Scheduler {
         next: Option<Duration>,
     ) {
         let due = next.map(|after| Instant::now() + after);
-        self.tracked.lock().expect("lock").insert(
-            uid.to_owned(),
+        let tracked = {
+            let mut shared = self.shared.lock().expect("lock");
             Tracked {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                version,
-                reads,
+                namespace: shared.namespace(namespace),
+                name: name.into(),
+                version: hash(&version),
+                reads: reads
+                    .into_iter()
+                    .map(|(store, key, version)| {
+                        (shared.store(store), key.into(), version.map(Into::into))
+                    })
+                    .collect(),
                 due,
                 forced: false,
-            },
-        );
+            }
+        };
+        self.tracked
+            .lock()
+            .expect("lock")
+            .insert(uid.to_owned(), tracked);
     }
 
     /// Whether a refresh of `uid` was asked for on demand (and clears the request).
@@ -295,20 +346,28 @@ impl Scheduler {
         let mut tracked = self.tracked.lock().expect("lock");
         let mut count = 0;
         for object in tracked.values_mut() {
-            if object.reads.iter().any(|(s, k, _)| s == store && k == key) {
+            if object
+                .reads
+                .iter()
+                .any(|(s, k, _)| **s == *store && &**k == key)
+            {
                 object.forced = true;
                 let _ = self
                     .wake
-                    .send((object.namespace.clone(), object.name.clone()));
+                    .send((object.namespace.to_string(), object.name.to_string()));
                 count += 1;
             }
         }
         Some(count)
     }
 
-    /// Drops reads older than [`MAX_WINDOW`].
+    /// Drops reads older than [`MAX_WINDOW`], and namespaces and stores no tracked
+    /// ExternalSecret names any more.
     pub fn expire_reads(&self) {
         self.reads.expire();
+        let mut shared = self.shared.lock().expect("lock");
+        shared.namespaces.retain(|n| Arc::strong_count(n) > 1);
+        shared.stores.retain(|s| Arc::strong_count(s) > 1);
     }
 }
 
@@ -350,7 +409,7 @@ mod tests {
         let running = scheduler.run();
         assert_eq!(scheduler.lane("u1", "1-a"), Lane::Priority);
         let reads = vec![(store("aws"), "app/a".to_owned(), None)];
-        scheduler.track("u1", ("ns", "es1"), "1-a".into(), reads, None);
+        scheduler.track("u1", ("ns", "es1"), "1-a".into(), reads.clone(), None);
         scheduler.track("u2", ("ns", "es2"), "1-a".into(), vec![], None);
         assert_eq!(scheduler.lane("u1", "1-a"), Lane::Periodic);
         assert_eq!(scheduler.lane("u1", "2-a"), Lane::Priority);
@@ -362,8 +421,25 @@ mod tests {
         assert_eq!(scheduler.lane("u1", "1-a"), Lane::Priority);
         assert!(scheduler.take_forced("u1"));
         assert!(!scheduler.take_forced("u1"));
+        scheduler.track("u3", ("ns", "es3"), "1-a".into(), reads, None);
+        let shared = |s: &Scheduler| {
+            let shared = s.shared.lock().unwrap();
+            (shared.namespaces.len(), shared.stores.len())
+        };
+        assert_eq!(
+            shared(&scheduler),
+            (1, 1),
+            "one copy of the namespace and store"
+        );
         scheduler.forget("u1");
+        scheduler.forget("u3");
         assert_eq!(scheduler.refresh_remote(&store("aws"), "app/a"), Some(0));
+        scheduler.expire_reads();
+        assert_eq!(
+            shared(&scheduler),
+            (1, 0),
+            "the store went with its last reader"
+        );
         // Reconcilers stopped (leadership lost): nothing is known, nothing refreshed here.
         scheduler.track("u2", ("ns", "es2"), "1-a".into(), vec![], None);
         drop(running);

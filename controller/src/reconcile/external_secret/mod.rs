@@ -572,12 +572,17 @@ async fn write(
         .annotations
         .get_or_insert_default()
         .extend(rendered.annotations);
+    // Orphans are looked for after a change to a synced ExternalSecret (its target may
+    // have been renamed), not on its first sync: a label-selected list scans the whole
+    // namespace on the API server, and ten thousand new ExternalSecrets would make that
+    // quadratic.
+    let synced = es
+        .status
+        .as_ref()
+        .and_then(|s| s.synced_resource_version.as_deref())
+        .filter(|v| !v.is_empty());
     if target.creation_policy == CreationPolicy::Owner
-        && es
-            .status
-            .as_ref()
-            .and_then(|s| s.synced_resource_version.as_deref())
-            != Some(refresh::resource_version(es).as_str())
+        && synced.is_some_and(|v| v != refresh::resource_version(es))
     {
         delete_orphans(&secrets, es, &uid).await?;
     }
@@ -586,6 +591,7 @@ async fn write(
         ownership: &|existing: &Secret| target::ownership(es, existing),
         digest: Some((ANNOTATION_DATA_HASH, &target::data_hash)),
         field_manager: Some(target::field_manager(&es.name_any())),
+        echoes: &ctx.echoes,
     };
     // Workloads that ask for it restart when the data of an existing Secret changes.
     let rotated = existing
