@@ -22,6 +22,8 @@
 #[cfg(feature = "aws-secretsmanager")]
 pub mod aws_sm;
 #[cfg(any(feature = "vault", feature = "aws-secretsmanager"))]
+mod clients;
+#[cfg(any(feature = "vault", feature = "aws-secretsmanager"))]
 mod digest;
 pub mod key;
 #[cfg(feature = "aws-kms")]

@@ -1,6 +1,7 @@
 //! [`AwsSmClients`]: one provider (so one set of credentials) per store and identity.
 
 use super::*;
+use crate::clients::Clients;
 
 /// What a cached provider is for: everything that makes two stores or two identities
 /// different. Any change yields a new provider (and new credentials).
@@ -24,15 +25,10 @@ pub struct AwsSmClientKey {
     pub credential_digest: Option<CredentialDigest>,
 }
 
-struct Cached {
-    provider: Arc<AwsSecretsManager>,
-    last_used: Instant,
-}
-
 /// A cache of providers, one per [`AwsSmClientKey`], so one SDK client (with its
 /// credentials cache) per store and identity.
 pub struct AwsSmClients {
-    clients: Mutex<HashMap<AwsSmClientKey, Cached>>,
+    clients: Clients<AwsSmClientKey, AwsSecretsManager>,
     observer: Arc<dyn AwsSmCallObserver>,
 }
 
@@ -40,13 +36,9 @@ impl AwsSmClients {
     /// An empty cache; every provider it makes reports its calls to `observer`.
     pub fn new(observer: Arc<dyn AwsSmCallObserver>) -> Self {
         Self {
-            clients: Mutex::new(HashMap::new()),
+            clients: Clients::new(),
             observer,
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AwsSmClientKey, Cached>> {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The provider for `key`, made from `make`'s configuration if there is none yet. No
@@ -59,48 +51,33 @@ impl AwsSmClients {
     where
         F: FnOnce() -> Result<AwsSmConfig, ProviderError>,
     {
-        let mut clients = self.lock();
-        if let Some(cached) = clients.get_mut(key) {
-            cached.last_used = Instant::now();
-            return Ok(cached.provider.clone());
-        }
-        let provider = Arc::new(AwsSecretsManager::new(make()?, self.observer.clone()));
-        clients.insert(
-            key.clone(),
-            Cached {
-                provider: provider.clone(),
-                last_used: Instant::now(),
-            },
-        );
-        Ok(provider)
+        self.clients.get_or_try_insert(key, || {
+            Ok(AwsSecretsManager::new(make()?, self.observer.clone()))
+        })
     }
 
     /// Number of cached providers.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.clients.len()
     }
 
     /// Whether no provider is cached.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.len() == 0
     }
 
     /// Drops the provider for `key`; returns whether there was one.
     pub fn remove(&self, key: &AwsSmClientKey) -> bool {
-        self.lock().remove(key).is_some()
+        self.clients.remove(key).is_some()
     }
 
     /// Drops the providers not used for `idle`; returns how many.
     pub fn evict_idle(&self, idle: Duration) -> usize {
-        let now = Instant::now();
-        let mut clients = self.lock();
-        let before = clients.len();
-        clients.retain(|_, c| now.duration_since(c.last_used) < idle);
-        before - clients.len()
+        self.clients.take_idle(idle).len()
     }
 
     /// Drops every provider.
     pub fn clear(&self) {
-        self.lock().clear();
+        self.clients.take_all();
     }
 }

@@ -1,11 +1,11 @@
 //! [`VaultClients`]: one provider (so one token) per store and auth identity.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::calls::CallObserver;
 use super::{Credentials, VaultConfig, VaultProvider};
+use crate::clients::Clients;
 pub use crate::digest::CredentialDigest;
 use crate::provider::ProviderError;
 
@@ -36,14 +36,9 @@ pub struct VaultClientKey {
     pub credential_digest: Option<CredentialDigest>,
 }
 
-struct Cached {
-    provider: Arc<VaultProvider>,
-    last_used: Instant,
-}
-
 /// A cache of authenticated providers, one per [`VaultClientKey`]; never a login per sync.
 pub struct VaultClients {
-    clients: Mutex<HashMap<VaultClientKey, Cached>>,
+    clients: Clients<VaultClientKey, VaultProvider>,
     observer: Arc<dyn CallObserver>,
 }
 
@@ -51,13 +46,9 @@ impl VaultClients {
     /// An empty cache; every provider it makes reports its calls to `observer`.
     pub fn new(observer: Arc<dyn CallObserver>) -> Self {
         Self {
-            clients: Mutex::new(HashMap::new()),
+            clients: Clients::new(),
             observer,
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<VaultClientKey, Cached>> {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The provider for `key`, made with `make` (config and credential source) if there
@@ -70,42 +61,26 @@ impl VaultClients {
     where
         F: FnOnce() -> Result<(VaultConfig, Credentials), ProviderError>,
     {
-        let mut clients = self.lock();
-        if let Some(cached) = clients.get_mut(key) {
-            cached.last_used = Instant::now();
-            return Ok(cached.provider.clone());
-        }
-        let (config, credentials) = make()?;
-        let provider = Arc::new(VaultProvider::new(
-            config,
-            credentials,
-            self.observer.clone(),
-        )?);
-        clients.insert(
-            key.clone(),
-            Cached {
-                provider: provider.clone(),
-                last_used: Instant::now(),
-            },
-        );
-        Ok(provider)
+        self.clients.get_or_try_insert(key, || {
+            let (config, credentials) = make()?;
+            VaultProvider::new(config, credentials, self.observer.clone())
+        })
     }
 
     /// Number of cached providers.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.clients.len()
     }
 
     /// Whether no provider is cached.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.len() == 0
     }
 
     /// Drops the provider for `key` and revokes its token (if we logged in for it).
     pub async fn remove(&self, key: &VaultClientKey) -> Result<(), ProviderError> {
-        let cached = self.lock().remove(key);
-        match cached {
-            Some(cached) => cached.provider.revoke().await,
+        match self.clients.remove(key) {
+            Some(provider) => provider.revoke().await,
             None => Ok(()),
         }
     }
@@ -113,33 +88,22 @@ impl VaultClients {
     /// Drops the providers not used for `idle` and revokes their tokens; returns how many.
     /// Call it periodically (e.g. every few minutes).
     pub async fn evict_idle(&self, idle: Duration) -> usize {
-        let now = Instant::now();
-        let evicted: Vec<Arc<VaultProvider>> = {
-            let mut clients = self.lock();
-            let keys: Vec<VaultClientKey> = clients
-                .iter()
-                .filter(|(_, c)| now.duration_since(c.last_used) >= idle)
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.iter()
-                .filter_map(|k| clients.remove(k))
-                .map(|c| c.provider)
-                .collect()
-        };
-        let count = evicted.len();
-        for provider in evicted {
-            // Best effort: a token that cannot be revoked still expires.
-            let _ = provider.revoke().await;
-        }
-        count
+        revoke(self.clients.take_idle(idle)).await
     }
 
     /// Drops every provider and revokes the tokens we logged in for (static tokens are
     /// left alone). Call it when the controller stops.
     pub async fn shutdown(&self) {
-        let all: Vec<Arc<VaultProvider>> = self.lock().drain().map(|(_, c)| c.provider).collect();
-        for provider in all {
-            let _ = provider.revoke().await;
-        }
+        revoke(self.clients.take_all()).await;
     }
+}
+
+/// Revokes the tokens of `providers` (best effort: a token that cannot be revoked still
+/// expires); returns how many there were.
+async fn revoke(providers: Vec<Arc<VaultProvider>>) -> usize {
+    let count = providers.len();
+    for provider in providers {
+        let _ = provider.revoke().await;
+    }
+    count
 }
