@@ -559,8 +559,12 @@ async fn custom_resources_with_status_generation_and_validation() {
     let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
     let widget = |size: serde_json::Value| -> DynamicObject {
-        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
-            "metadata": {"name": "w"}, "spec": {"size": size, "unknown": 1}, "status": {"ready": true}})).unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "w"}, "apiVersion": "example.com/v1",
+            "kind": "Widget", "spec": {"size": size, "unknown": 1, "color": "red"},
+            "status": {"ready": true}}),
+        )
+        .unwrap()
     };
     let created = widgets
         .create(&PostParams::default(), &widget(json!(3)))
@@ -570,6 +574,20 @@ async fn custom_resources_with_status_generation_and_validation() {
     // Status is ignored on create when the status subresource is on; unknown fields are pruned.
     assert!(created.data.get("status").is_none());
     assert!(created.data["spec"].get("unknown").is_none());
+    // Kept as kube-apiserver keeps custom resources: every map's keys in sorted order
+    // ("size" was sent before "color", "metadata" before "apiVersion"), read alone or
+    // in a list.
+    let raw = |path: &str| {
+        let request = http::Request::get(path).body(Vec::new()).unwrap();
+        let client = client.clone();
+        async move { client.request_text(request).await.unwrap() }
+    };
+    let path = "/apis/example.com/v1/namespaces/default/widgets";
+    let one: serde_json::Value = serde_json::from_str(&raw(&format!("{path}/w")).await).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&raw(path).await).unwrap();
+    for object in [&one, &list["items"][0]] {
+        assert!(keys_sorted(object), "{object}");
+    }
 
     // Validation errors are 422 with the field named.
     let mut bad = widget(json!("big"));
@@ -853,4 +871,15 @@ async fn other_built_in_kinds_dry_run_and_deletecollection() {
         .map(|s| s.metadata.name.unwrap())
         .collect();
     assert_eq!(left, ["c"]);
+}
+
+/// Whether the keys of every map in `value` are in sorted order.
+fn keys_sorted(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.keys().zip(map.keys().skip(1)).all(|(a, b)| a < b) && map.values().all(keys_sorted)
+        }
+        serde_json::Value::Array(items) => items.iter().all(keys_sorted),
+        _ => true,
+    }
 }

@@ -319,7 +319,10 @@ impl Store {
         Ok(types)
     }
 
-    /// Stores `object` under `key` and records the event.
+    /// Stores `object` under `key` and records the event. Custom resources are kept as
+    /// kube-apiserver keeps them: decoded into generic maps and encoded again, so the keys
+    /// of every map come back sorted (lists keep their order) — what a SOPS MAC over a
+    /// custom resource's values has to live with.
     pub(super) fn put(
         &mut self,
         rt: &ResourceType,
@@ -327,6 +330,11 @@ impl Store {
         object: Value,
         event_type: EventType,
     ) -> Value {
+        let object = if rt.custom {
+            sorted_keys(object)
+        } else {
+            object
+        };
         let stored = Arc::new(object);
         self.objects
             .entry(rt.storage_key())
@@ -675,5 +683,20 @@ impl Store {
                 ..opts.clone()
             },
         )
+    }
+}
+
+/// `value` with the keys of every map in byte order, as Go's `encoding/json` writes a
+/// `map[string]interface{}`.
+fn sorted_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> =
+                map.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
     }
 }
