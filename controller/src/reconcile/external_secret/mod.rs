@@ -157,11 +157,7 @@ async fn learn(ctx: &Context, namespace: Option<&str>) {
             }
         };
         for es in &page.items {
-            let synced = es
-                .status
-                .as_ref()
-                .and_then(|s| s.synced_resource_version.clone())
-                .unwrap_or_default();
+            let synced = refresh::synced_version(es).unwrap_or_default().to_owned();
             let next = refresh::interval(es).ok().map(|interval| {
                 if refresh::due(es, interval, now) {
                     Some(Duration::ZERO)
@@ -576,14 +572,7 @@ async fn write(
     // have been renamed), not on its first sync: a label-selected list scans the whole
     // namespace on the API server, and ten thousand new ExternalSecrets would make that
     // quadratic.
-    let synced = es
-        .status
-        .as_ref()
-        .and_then(|s| s.synced_resource_version.as_deref())
-        .filter(|v| !v.is_empty());
-    if target.creation_policy == CreationPolicy::Owner
-        && synced.is_some_and(|v| v != refresh::resource_version(es))
-    {
+    if target.creation_policy == CreationPolicy::Owner && refresh::changed_since_sync(es) {
         delete_orphans(&secrets, es, &uid).await?;
     }
     let writer = Writer {
@@ -674,11 +663,6 @@ type ReadKey = (StoreKind, String, String, Option<String>);
 
 impl<'a> Sources<'a> {
     fn new(ctx: &'a Context, es: &'a ExternalSecret, interval: Duration) -> Self {
-        let synced = es
-            .status
-            .as_ref()
-            .and_then(|s| s.synced_resource_version.as_deref())
-            .filter(|v| !v.is_empty());
         Self {
             ctx,
             es,
@@ -687,8 +671,7 @@ impl<'a> Sources<'a> {
             reads: HashMap::new(),
             window: scheduler::window(interval),
             // A not-found is confirmed only by a read of its own, never by a shared one.
-            fresh: confirming(ctx, es)
-                || synced.is_some_and(|v| v != refresh::resource_version(es)),
+            fresh: confirming(ctx, es) || refresh::changed_since_sync(es),
             oldest: None,
         }
     }

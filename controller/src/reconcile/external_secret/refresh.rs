@@ -113,13 +113,25 @@ pub fn metadata_version(metadata: &ObjectMeta) -> String {
     )
 }
 
+/// The `syncedResourceVersion` of the last sync of `es` (`None`: it never synced).
+pub fn synced_version(es: &ExternalSecret) -> Option<&str> {
+    es.status
+        .as_ref()
+        .and_then(|s| s.synced_resource_version.as_deref())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether the spec or metadata of `es` changed since its last sync (never for one that
+/// has not synced).
+pub fn changed_since_sync(es: &ExternalSecret) -> bool {
+    synced_version(es).is_some_and(|v| v != resource_version(es))
+}
+
 /// Whether `es` is due for a sync at `now` by its refresh policy (not counting a target
 /// Secret that must be repaired, which the caller checks).
 pub fn due(es: &ExternalSecret, interval: Duration, now: Timestamp) -> bool {
     let status = es.status.as_ref();
-    let synced = status
-        .and_then(|s| s.synced_resource_version.as_deref())
-        .filter(|v| !v.is_empty());
+    let synced = synced_version(es);
     let refreshed = status.and_then(|s| s.refresh_time.as_ref()).map(|t| t.0);
     let (Some(synced), Some(refreshed)) = (synced, refreshed) else {
         // Never synced (or ESO's "zero time"): always due, except Periodic with
