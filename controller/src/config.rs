@@ -33,6 +33,9 @@ pub struct Config {
     /// The ExternalSecret reconciler.
     #[command(flatten)]
     pub external_secrets: ExternalSecretsArgs,
+    /// The SopsSecret reconciler.
+    #[command(flatten)]
+    pub sops_secrets: SopsSecretsArgs,
     /// Watch scope shared by the reconcilers.
     #[command(flatten)]
     pub watch: WatchArgs,
@@ -183,6 +186,44 @@ pub struct ExternalSecretsArgs {
     /// within the wait are merged into one restart).
     #[arg(long, env = "GITSEAL_ROLLOUT_DEBOUNCE", default_value = "5s", value_parser = duration)]
     pub rollout_debounce: Duration,
+}
+
+/// The SopsSecret reconciler and the keys it decrypts with.
+#[derive(clap::Args, Clone)]
+pub struct SopsSecretsArgs {
+    /// Reconcile SopsSecrets (`isindir.github.com`, sops-secrets-operator's API).
+    #[arg(long, env = "GITSEAL_ENABLE_SOPS_SECRETS", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = go_bool)]
+    pub enable_sops_secrets: bool,
+    /// Flux-format decryption Secrets (`name` in the controller's namespace, or
+    /// `namespace/name`, comma-separated): their `*.agekey` entries are age identities.
+    #[arg(long, env = "GITSEAL_SOPS_KEY_SECRETS", default_value = "", value_parser = key_secrets)]
+    pub sops_key_secrets: KeySecrets,
+    /// Write no Secret for a SopsSecret whose MAC does not verify (by default they are
+    /// written, every value being authenticated with its path, and the status says the
+    /// MAC was not verified).
+    #[arg(long, env = "GITSEAL_SOPS_REQUIRE_MAC", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = go_bool)]
+    pub sops_require_mac: bool,
+}
+
+/// The value of `--sops-key-secrets`: `[namespace/]name,...`; a bare name is in the
+/// controller's namespace (`None` here).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeySecrets(pub Vec<(Option<String>, String)>);
+
+fn key_secrets(text: &str) -> Result<KeySecrets, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| match item.split_once('/') {
+            None if dns_subdomain(item) => Ok((None, item.to_owned())),
+            Some(_) => namespaced_name(item).map(|n| (Some(n.namespace), n.name)),
+            None => Err(format!("{item:?} is not a Secret name")),
+        })
+        .collect::<Result<_, _>>()
+        .map(KeySecrets)
 }
 
 /// What every reconciler watches, and how it talks to the API server.
@@ -572,6 +613,14 @@ mod tests {
             BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())])
         );
         assert!(key_values("nope").is_err() && key_values("=v").is_err());
+        assert_eq!(
+            key_secrets(" flux-age ,flux-system/sops-keys").unwrap().0,
+            [
+                (None, "flux-age".to_owned()),
+                (Some("flux-system".to_owned()), "sops-keys".to_owned())
+            ]
+        );
+        assert!(key_secrets("a/b/c").is_err() && key_secrets("Bad_Name").is_err());
         // A bad map flag stops the controller at start-up, not at its first key renewal.
         let error = Config::try_parse_from(["c", "--privatekey-labels", "team"])
             .err()
@@ -590,7 +639,7 @@ mod tests {
             .get_arguments()
             .filter_map(|a| Some((a.get_long()?.to_owned(), a.get_env()?.to_owned())))
             .collect();
-        assert_eq!(flags.len(), 50, "{flags:?}");
+        assert_eq!(flags.len(), 53, "{flags:?}");
         assert!(
             flags
                 .iter()
@@ -609,10 +658,17 @@ mod tests {
                 .filter_map(|a| a.get_long().map(str::to_owned))
                 .collect();
         assert_eq!(refresh.len(), 2);
+        let sops: Vec<String> =
+            <SopsSecretsArgs as clap::Args>::augment_args(clap::Command::new("sops"))
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_owned))
+                .collect();
+        assert_eq!(sops.len(), 3);
         for (long, env) in &flags {
             let env = env.to_str().unwrap();
             if long != "namespace" {
-                let prefix = if own.contains(long) || refresh.contains(long) {
+                let prefix = if own.contains(long) || refresh.contains(long) || sops.contains(long)
+                {
                     "GITSEAL"
                 } else {
                     "SEALED_SECRETS"

@@ -37,6 +37,8 @@ pub struct Context {
     pub rollout: crate::rollout::Rollout,
     /// Secret writes whose watch events are not to trigger their owners again.
     pub echoes: crate::reconcile::secret::Echoes,
+    /// The keys SopsSecrets are decrypted with.
+    pub sops_keys: Arc<crate::sops_keys::SopsKeys>,
 }
 
 impl Context {
@@ -55,6 +57,10 @@ impl Context {
         );
         let rollout =
             crate::rollout::Rollout::new(client.clone(), config.external_secrets.rollout_debounce);
+        let sops_keys = Arc::new(crate::sops_keys::SopsKeys::new(
+            &config.controller_namespace(),
+            config.external_secrets.aws_endpoint_url.clone(),
+        ));
         Self {
             external,
             rollout,
@@ -66,6 +72,7 @@ impl Context {
             pool: Arc::new(Semaphore::new(cpus)),
             retries: Retries::default(),
             echoes: Default::default(),
+            sops_keys,
         }
     }
 
@@ -121,10 +128,10 @@ impl Context {
         // Events about cluster-scoped objects live in `default`, as client-go puts them.
         let namespace = object.namespace().unwrap_or_else(|| "default".into());
         // The component upstream's recorder names for the kind.
-        let (component, action) = if K::group(&()) == gitseal_api::EXTERNAL_SECRETS_GROUP {
-            ("external-secrets", "Sync")
-        } else {
-            ("sealed-secrets", "Unseal")
+        let (component, action) = match K::group(&()).as_ref() {
+            gitseal_api::EXTERNAL_SECRETS_GROUP => ("external-secrets", "Sync"),
+            gitseal_api::SOPS_SECRETS_GROUP => ("sops-secrets", "Decrypt"),
+            _ => ("sealed-secrets", "Unseal"),
         };
         let event = Event {
             metadata: ObjectMeta {

@@ -32,6 +32,10 @@ pub enum Error {
     /// The Secret is immutable and would have to change.
     #[error("{0}")]
     Immutable(String),
+    /// A SopsSecret cannot be decrypted or turned into Secrets (the message names keys and
+    /// paths, never values).
+    #[error("{0}")]
+    Decrypt(String),
     /// A secret provider failed (ExternalSecrets); the message names keys, never values.
     #[error("{0}")]
     Provider(#[from] gitseal_backends::provider::ProviderError),
@@ -60,6 +64,7 @@ impl Error {
             Error::Write(_) | Error::Immutable(_) => "update",
             Error::Status(_) => "status",
             Error::Unseal(_) => "unseal",
+            Error::Decrypt(_) => "decrypt",
             Error::Unmanaged { .. } => "unmanaged",
             Error::Provider(_) => "provider",
             Error::Sync(_) => "sync",
@@ -74,6 +79,7 @@ impl Error {
     pub fn event_reason(&self) -> Option<&'static str> {
         match self.kind() {
             "unseal" => Some("ErrUnsealFailed"),
+            "decrypt" => Some("DecryptionFailed"),
             "update" | "unmanaged" => Some("ErrUpdateFailed"),
             _ => None,
         }

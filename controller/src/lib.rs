@@ -30,6 +30,7 @@ pub mod reconcile;
 pub mod rollout;
 pub mod scheduler;
 pub mod server;
+pub mod sops_keys;
 pub mod unseal;
 
 use std::net::SocketAddr;
@@ -139,7 +140,25 @@ pub async fn start(
     }
     tracing::info!(%api_addr, %metrics_addr, "HTTP API and metrics listening");
 
-    let watch_keys = tokio::spawn(keyring.clone().watch(client.clone()));
+    let sops = &config.sops_secrets;
+    if sops.enable_sops_secrets {
+        ctx.sops_keys.load(&client, &sops.sops_key_secrets).await?;
+    }
+    let watch_keys = {
+        let sealing = keyring.clone().watch(client.clone());
+        let age = ctx
+            .sops_keys
+            .clone()
+            .watch(client.clone(), sops.sops_key_secrets.clone());
+        let enabled = sops.enable_sops_secrets;
+        tokio::spawn(async move {
+            if enabled {
+                futures::future::join(sealing, age).await;
+            } else {
+                sealing.await;
+            }
+        })
+    };
     let (leading_tx, leading) = watch::channel(!config.leader.leader_elect);
     if config.leader.leader_elect {
         tasks.push(tokio::spawn(leader::campaign(
@@ -193,11 +212,16 @@ async fn lead(
             ctx.client.clone(),
             ctx.config.keys.clone(),
         );
+        let period = config.key_renew_period;
         renew.spawn(async move {
             if let Err(e) = keyring::renew(keyring, client, config).await {
                 tracing::error!("key renewal stopped: {e}");
             }
         });
+        if ctx.config.sops_secrets.enable_sops_secrets {
+            let (keys, client) = (ctx.sops_keys.clone(), ctx.client.clone());
+            renew.spawn(sops_keys::renew(keys, client, period));
+        }
         let mut controllers = tokio::task::JoinSet::new();
         controllers.spawn(reconcile::run(ctx.clone(), stop_rx));
         tokio::select! {

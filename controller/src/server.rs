@@ -1,6 +1,7 @@
 //! The HTTP API (spec §3.6), served by every replica, and the metrics endpoint.
 //!
-//! `/healthz`, `/readyz`, `/v1/cert.pem`, `/v1/verify` (200/409) and `/v1/rotate`, both
+//! `/healthz`, `/readyz`, `/v1/cert.pem`, `/v1/age-recipient` (the age key SopsSecrets
+//! are encrypted to), `/v1/verify` (200/409) and `/v1/rotate`, both
 //! rate-limited per client with 429; `/metrics` on its own listener. [`serve`] serves each
 //! listener under [`HttpLimits`], so that idle or slow clients, however many, cannot take
 //! the file descriptors or keep `/healthz` and `/metrics` from answering.
@@ -203,6 +204,7 @@ pub fn api_router(ctx: Arc<Context>) -> Router {
         )
         .route("/readyz", any(readyz))
         .route("/v1/cert.pem", any(cert))
+        .route("/v1/age-recipient", any(age_recipient))
         .route("/v1/verify", post(verify))
         .route("/v1/rotate", post(rotate))
         .route(refresh::PATH, post(refresh::refresh))
@@ -241,7 +243,7 @@ async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next
     // Only the API's own paths: arbitrary paths would make unbounded label sets.
     if matches!(
         path.as_str(),
-        "/v1/cert.pem" | "/v1/verify" | "/v1/rotate" | refresh::PATH
+        "/v1/cert.pem" | "/v1/age-recipient" | "/v1/verify" | "/v1/rotate" | refresh::PATH
     ) {
         metrics
             .http
@@ -279,6 +281,23 @@ async fn cert(State(api): State<Api>) -> Response {
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot get certificate\n",
+        )
+            .into_response(),
+    }
+}
+
+/// The controller's newest age recipient, a line of text: what `gitseal sops encrypt
+/// --cluster` encrypts SopsSecrets and SOPS files to.
+async fn age_recipient(State(api): State<Api>) -> Response {
+    match &api.ctx.sops_keys.snapshot().newest {
+        Some((recipient, _)) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{recipient}\n"),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no age key yet (SopsSecrets disabled, or the leader has not made one)\n",
         )
             .into_response(),
     }

@@ -393,13 +393,15 @@ async fn one_leader_among_replicas_and_fail_over() {
         .create(sealed_secret(&cert, "two", &[("k", "2")]))
         .await;
     secret_with(&cluster, "two", "k", "2").await;
-    let keys = cluster
-        .secrets(CONTROLLER_NS)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
-    assert_eq!(keys.len(), 1, "only the first leader generated a key");
+    for label in [gitseal_api::SEALING_KEY_LABEL, "gitseal.dev/age-key"] {
+        let keys = cluster
+            .secrets(CONTROLLER_NS)
+            .list(&ListParams::default().labels(label))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(keys.len(), 1, "only the first leader generated a {label} key");
+    }
     follower.stop().await;
 }
 

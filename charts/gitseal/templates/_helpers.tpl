@@ -41,6 +41,14 @@ Role per watched namespace with rbac.namespacedRoles.
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.sopsSecrets.enabled }}
+- apiGroups: [isindir.github.com]
+  resources: [sopssecrets]
+  verbs: [get, list, watch]
+- apiGroups: [isindir.github.com]
+  resources: [sopssecrets/status]
+  verbs: [update, patch]
+{{- end }}
 {{- if .Values.externalSecrets.enabled }}
 - apiGroups: [external-secrets.io]
   resources: [externalsecrets, secretstores]

@@ -9,6 +9,7 @@
 mod external_secret;
 mod http;
 mod sealed_secret;
+mod sops_secret;
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -22,6 +23,7 @@ pub use http::{HttpLabels, HttpMetrics, HttpPathLabels};
 pub use sealed_secret::{
     ConditionLabels, ErrorLabels, OutcomeLabels, ReconcileMeasurer, SealedSecretMetrics,
 };
+pub use sops_secret::SopsSecretMetrics;
 
 /// Every metric of the controller.
 pub struct Metrics {
@@ -30,6 +32,8 @@ pub struct Metrics {
     pub sealed_secrets: SealedSecretMetrics,
     /// The ExternalSecret and store reconcilers'.
     pub external_secrets: ExternalSecretMetrics,
+    /// The SopsSecret reconciler's.
+    pub sops_secrets: SopsSecretMetrics,
     /// The HTTP API's.
     pub http: HttpMetrics,
     /// How long the last exposition was, to size the next one.
@@ -51,11 +55,13 @@ impl Metrics {
         );
         let sealed_secrets = SealedSecretMetrics::default().register(&mut registry);
         let external_secrets = ExternalSecretMetrics::default().register(&mut registry);
+        let sops_secrets = SopsSecretMetrics::default().register(&mut registry);
         let http = HttpMetrics::default().register(&mut registry);
         Self {
             registry,
             sealed_secrets,
             external_secrets,
+            sops_secrets,
             http,
             last_size: Default::default(),
         }

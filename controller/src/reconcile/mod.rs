@@ -14,6 +14,7 @@ pub mod external_secret;
 pub mod sealed_secret;
 pub mod secret;
 pub mod secret_store;
+pub mod sops_secret;
 pub mod status;
 
 use std::fmt::Debug;
@@ -67,6 +68,13 @@ pub fn enabled(config: &Config) -> Vec<(&'static str, Start, Scope)> {
         sealed_secret::start,
         Scope::Namespaced,
     )];
+    if config.sops_secrets.enable_sops_secrets {
+        kinds.push((
+            gitseal_api::SOPS_SECRET_KIND,
+            sops_secret::start,
+            Scope::Namespaced,
+        ));
+    }
     let external = &config.external_secrets;
     if external.enable_external_secrets {
         kinds.push((
@@ -306,7 +314,7 @@ pub fn error_policy<K: Reconciled>(
 /// the others from 5 ms (as sealed-secrets).
 pub fn retry_action(error: &Error, attempt: u32, max_retries: u32) -> Action {
     let base: u64 = match error {
-        Error::Provider(_) | Error::Sync(_) => 1000,
+        Error::Provider(_) | Error::Sync(_) | Error::Decrypt(_) => 1000,
         _ => 5,
     };
     let backoff = Duration::from_millis(base.saturating_mul(1 << attempt.min(17))).min(

@@ -10,7 +10,6 @@
 //! Writing the Secret is [`super::secret::apply`]'s; the `Synced` condition is
 //! [`super::status::write`]'s.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -261,26 +260,7 @@ pub fn digest(key: &SealingKey, ss: &SealedSecret, secret: &Secret) -> String {
     mac.update_field(ss.uid().unwrap_or_default().as_bytes());
     mac.update_field(&ss.label());
     mac.update_field(&serde_json::to_vec(&ss.spec).unwrap_or_default());
-    mac.update_field(secret.type_.as_deref().unwrap_or("Opaque").as_bytes());
-    let maps = [
-        secret.metadata.labels.as_ref(),
-        secret.metadata.annotations.as_ref(),
-    ];
-    for map in maps {
-        let entries = map.into_iter().flatten();
-        let entries: Vec<_> = entries.filter(|(k, _)| *k != DIGEST_ANNOTATION).collect();
-        mac.update_field(&(entries.len() as u64).to_be_bytes());
-        for (k, v) in entries {
-            mac.update_field(k.as_bytes());
-            mac.update_field(v.as_bytes());
-        }
-    }
-    let data = secret.data.as_ref();
-    mac.update_field(&(data.map_or(0, BTreeMap::len) as u64).to_be_bytes());
-    for (k, v) in data.into_iter().flatten() {
-        mac.update_field(k.as_bytes());
-        mac.update_field(&v.0);
-    }
+    secret::digest_fields(&mut mac, secret);
     format!("{}:{}", key.id, hex::encode(mac.finish()))
 }
 

@@ -241,6 +241,31 @@ pub fn merged(
 /// annotation itself left out).
 pub type Digest<'a> = &'a (dyn Fn(&Secret) -> String + Sync);
 
+/// Feeds what a digest covers of `secret` into `mac`: its type, labels, annotations
+/// (without [`DIGEST_ANNOTATION`]) and data, each length-prefixed.
+pub fn digest_fields(mac: &mut gitseal_crypto::primitives::HmacSha256, secret: &Secret) {
+    mac.update_field(secret.type_.as_deref().unwrap_or("Opaque").as_bytes());
+    let maps = [
+        secret.metadata.labels.as_ref(),
+        secret.metadata.annotations.as_ref(),
+    ];
+    for map in maps {
+        let entries = map.into_iter().flatten();
+        let entries: Vec<_> = entries.filter(|(k, _)| *k != DIGEST_ANNOTATION).collect();
+        mac.update_field(&(entries.len() as u64).to_be_bytes());
+        for (k, v) in entries {
+            mac.update_field(k.as_bytes());
+            mac.update_field(v.as_bytes());
+        }
+    }
+    let data = secret.data.as_ref();
+    mac.update_field(&(data.map_or(0, std::collections::BTreeMap::len) as u64).to_be_bytes());
+    for (k, v) in data.into_iter().flatten() {
+        mac.update_field(k.as_bytes());
+        mac.update_field(&v.0);
+    }
+}
+
 /// Records `digest` of `secret` under its annotation (with the annotation itself left
 /// out of what is digested); without one, removes [`DIGEST_ANNOTATION`].
 pub fn seal_digest(secret: &mut Secret, digest: Option<(&str, Digest<'_>)>) {

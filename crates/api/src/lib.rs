@@ -2,8 +2,9 @@
 //!
 //! Kubernetes API types shared by the gitseal CLI and controller: the custom resources
 //! (SealedSecret; the External Secrets Operator kinds ExternalSecret, SecretStore,
-//! ClusterSecretStore and ClusterExternalSecret of `external-secrets.io/v1`; SopsSecret
-//! comes with its reconciler), their conditions and the well-known labels and annotations.
+//! ClusterSecretStore and ClusterExternalSecret of `external-secrets.io/v1`;
+//! sops-secrets-operator's SopsSecret of `isindir.github.com/v1alpha3`), their conditions and
+//! the well-known labels and annotations.
 //!
 //! [`crds`] lists every CustomResourceDefinition the controller serves and [`crd_yaml`]
 //! renders them as the chart's `crds/` files; the `crdgen` binary writes those files
@@ -43,6 +44,7 @@ mod eso_schema;
 mod eso_tests;
 mod external_secret;
 mod sealed_secret;
+mod sops_secret;
 mod store;
 mod unseal;
 
@@ -51,6 +53,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 pub use sealed_secret::{
     SealedSecret, SealedSecretCondition, SealedSecretSpec, SealedSecretStatus, SecretTemplateSpec,
     sealed_secret_crd,
+};
+pub use sops_secret::{
+    ANNOTATION_LAST_APPLIED, ANNOTATION_SOPS_MANAGED, SOPS_SECRET_API_VERSION, SOPS_SECRET_KIND,
+    SOPS_SECRETS_GROUP, SOPS_SECRETS_VERSION, SopsSecret, SopsSecretSpec, SopsSecretStatus,
+    SopsSecretTemplate, sops_secret_crd,
 };
 pub use unseal::{LegacyMeta, UnsealFailure, Unsealed};
 
@@ -153,6 +160,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             "external-secrets.io_clusterexternalsecrets.yaml",
             cluster_external_secret_crd(),
         ),
+        ("isindir.github.com_sopssecrets.yaml", sops_secret_crd()),
     ]
 }
 

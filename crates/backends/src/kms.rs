@@ -147,6 +147,8 @@ impl<K: Eq + Hash + Clone, C: Clone> ClientCache<K, C> {
 #[derive(Default)]
 pub struct KmsService {
     clients: ClientCache<ClientKey, aws_sdk_kms::Client>,
+    endpoint: Option<String>,
+    credentials: Option<aws_sdk_kms::config::Credentials>,
 }
 
 impl KmsService {
@@ -155,11 +157,35 @@ impl KmsService {
         Self::default()
     }
 
+    /// Calls `url` instead of the region's endpoint (an emulator, a VPC endpoint).
+    pub fn with_endpoint(mut self, url: Option<String>) -> Self {
+        self.endpoint = url;
+        self
+    }
+
+    /// Signs with these static credentials instead of the default chain's (Flux's
+    /// `sops.aws-kms` entry).
+    pub fn with_static_credentials(
+        mut self,
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Self {
+        self.credentials = Some(aws_sdk_kms::config::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token.map(str::to_owned),
+            None,
+            "gitseal-static",
+        ));
+        self
+    }
+
     /// The client for `key`, built on first use.
     pub async fn client(&self, key: &KmsKey) -> Result<aws_sdk_kms::Client, KeyServiceError> {
         let id = ClientKey::of(key)?;
         self.clients
-            .get_or_try_insert(&id, || build_client(&id))
+            .get_or_try_insert(&id, || self.build_client(&id))
             .await
     }
 
@@ -169,11 +195,27 @@ impl KmsService {
     }
 }
 
-async fn build_client(id: &ClientKey) -> Result<aws_sdk_kms::Client, KeyServiceError> {
+impl KmsService {
+    async fn build_client(&self, id: &ClientKey) -> Result<aws_sdk_kms::Client, KeyServiceError> {
+        build_client(id, self.endpoint.as_deref(), self.credentials.clone()).await
+    }
+}
+
+async fn build_client(
+    id: &ClientKey,
+    endpoint: Option<&str>,
+    credentials: Option<aws_sdk_kms::config::Credentials>,
+) -> Result<aws_sdk_kms::Client, KeyServiceError> {
     let region = aws_config::Region::new(id.region.clone());
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
     if !id.profile.is_empty() {
         loader = loader.profile_name(&id.profile);
+    }
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(credentials) = credentials {
+        loader = loader.credentials_provider(credentials);
     }
     let mut config = loader.load().await;
     if !id.role.is_empty() {

@@ -61,6 +61,9 @@ pub struct Opened {
     pub tree: Tree,
     /// The values' IVs, when [`OpenOptions::stash`] asked for them.
     pub stash: Option<IvStash>,
+    /// Whether the MAC verified (always, when [`OpenOptions::verify_mac`] asked for it;
+    /// without, every value still decrypted with its path as associated data).
+    pub mac_verified: bool,
 }
 
 /// Decrypts `tree` in place with `key`, then (unless `options.verify_mac` is off) checks
@@ -85,10 +88,20 @@ pub fn open(
         metadata.mac_only_encrypted,
         stash.as_mut(),
     )?;
+    let verdict = cipher.verify_mac(&metadata.mac, &metadata.lastmodified, &mac);
     if options.verify_mac {
-        cipher.verify_mac(&metadata.mac, &metadata.lastmodified, &mac)?;
+        verdict?;
+        return Ok(Opened {
+            tree,
+            stash,
+            mac_verified: true,
+        });
     }
-    Ok(Opened { tree, stash })
+    Ok(Opened {
+        tree,
+        stash,
+        mac_verified: verdict.is_ok(),
+    })
 }
 
 /// Encrypts `tree` in place with `key` (values found in `stash` keep their IVs) and fills
