@@ -13,6 +13,7 @@ pub mod file;
 pub mod ksops;
 pub mod kubeseal;
 pub mod manifest;
+pub mod render;
 pub mod reseal;
 pub mod seal;
 pub mod sealing;
@@ -41,6 +42,10 @@ pub enum Command {
     /// Re-encrypt every SealedSecret under the given paths to a new certificate, in place.
     #[command(after_help = reseal::EXAMPLES)]
     Reseal(reseal::Args),
+    /// Print an app's manifests with SOPS resources decrypted and SealedSecrets unsealed
+    /// (an Argo CD Config Management Plugin's `generate`).
+    #[command(after_help = render::EXAMPLES)]
+    Render(render::Args),
     /// Fail on plaintext Secret manifests and unencrypted SOPS files (pre-commit, CI).
     #[command(after_help = check::EXAMPLES)]
     Check(check::Args),
@@ -84,6 +89,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         Command::Reseal(args) => reseal::run(&args, out),
         Command::Cert(args) => cert::run(&args, out),
         Command::Check(args) => check::run(&args, out),
+        Command::Render(args) => render::run(&args, out),
         Command::Sops(args) => sops::run(*args, out).map_err(anyhow::Error::new),
         Command::Ksops(args) => ksops::run(&args, out),
         Command::Keygen { output } => keygen(output.as_deref(), out),
