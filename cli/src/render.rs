@@ -64,7 +64,11 @@ pub struct Args {
     pub private_keys: Vec<PathBuf>,
     /// Decrypt SOPS resources without checking their MAC (needed when kustomize changed
     /// them).
-    #[arg(long, env = "GITSEAL_IGNORE_MAC")]
+    #[arg(
+        long,
+        env = "GITSEAL_IGNORE_MAC",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub ignore_mac: bool,
     /// An extra argument for the kustomize build (repeatable), e.g. --enable-helm.
     #[arg(long = "kustomize-arg", allow_hyphen_values = true)]
@@ -78,14 +82,20 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     } else {
         Some(sealing::load_recovery_key_files(&args.private_keys)?)
     };
-    let documents = match kustomization(&args.dir) {
-        Some(_) => kustomize_build(&args.dir, &args.kustomize_args)?,
-        None => read_directory(&args.dir)?,
+    let kustomized = kustomization(&args.dir).is_some();
+    let documents = if kustomized {
+        kustomize_build(&args.dir, &args.kustomize_args)?
+    } else {
+        read_directory(&args.dir)?
     };
     let mut output = Zeroizing::new(String::new());
+    let mac = Mac {
+        ignore: args.ignore_mac,
+        kustomized,
+    };
     let mut sealed = 0;
     for document in documents {
-        let text = render(document, keyring.as_ref(), args.ignore_mac, &mut sealed)?;
+        let text = render(document, keyring.as_ref(), &mac, &mut sealed)?;
         output.push_str(&text);
     }
     if sealed > 0 {
@@ -196,15 +206,23 @@ fn describe(document: &Value) -> String {
     }
 }
 
+/// How SOPS resources' MACs are treated.
+struct Mac {
+    /// `--ignore-mac`: not checked.
+    ignore: bool,
+    /// The resources went through kustomize (a mismatch gets a hint).
+    kustomized: bool,
+}
+
 /// One resource as YAML (`---` first): decrypted, unsealed or as it is.
 fn render(
     document: Value,
     keyring: Option<&Keyring>,
-    ignore_mac: bool,
+    mac: &Mac,
     sealed: &mut usize,
 ) -> anyhow::Result<Zeroizing<String>> {
     if document.get("sops").is_some_and(Value::is_object) {
-        return decrypt(&document, ignore_mac);
+        return decrypt(&document, mac);
     }
     let is_sealed = manifest::text(&document, "/apiVersion") == Some("bitnami.com/v1alpha1")
         && manifest::text(&document, "/kind") == Some("SealedSecret");
@@ -251,12 +269,12 @@ fn wipe(mut value: Value) {
 }
 
 /// Decrypts a resource with a `sops` block through the JSON store, as Flux does.
-fn decrypt(document: &Value, ignore_mac: bool) -> anyhow::Result<Zeroizing<String>> {
+fn decrypt(document: &Value, mac: &Mac) -> anyhow::Result<Zeroizing<String>> {
     let what = describe(document);
     let json = serde_json::to_vec(document)?;
-    let tree = crate::sops::decrypt_tree(&json, Format::Json, ignore_mac).map_err(|e| {
+    let tree = crate::sops::decrypt_tree(&json, Format::Json, mac.ignore).map_err(|e| {
         let mut message = format!("cannot decrypt {what}: {e}");
-        if e.code == crate::sops::code::MAC_MISMATCH && !ignore_mac {
+        if e.code == crate::sops::code::MAC_MISMATCH && mac.kustomized {
             message.push_str(
                 "\nhint: kustomize re-serialises resources with sorted keys and applies its \
                  transformers (namespace, labels, prefixes), which changes what the MAC \

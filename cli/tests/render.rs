@@ -326,3 +326,67 @@ fn plain_manifest_directory() {
     let stderr = fails(env.render("notes", &[]));
     assert!(stderr.contains("has no kind"), "{stderr}");
 }
+
+/// The Argo CD example: the plugin's `generate` and `discover` commands, run as the
+/// sidecar runs them (`sh -c`, in the source directory), with the key paths the sidecar
+/// patch mounts.
+#[test]
+fn argocd_plugin_example_runs() {
+    let Some(env) = Env::new() else { return };
+    let examples = gitseal_tests::repo_dir().join("examples/argocd");
+    let plugin = std::fs::read(examples.join("plugin.yaml")).unwrap();
+    let plugin = gitseal::manifest::parse_documents(&plugin)
+        .unwrap()
+        .remove(0);
+    assert_eq!(plugin["kind"], "ConfigManagementPlugin");
+    let script = |pointer: &str| {
+        let spec = plugin.pointer(pointer).unwrap();
+        assert_eq!(spec["command"], json!(["sh", "-c"]));
+        spec["args"][0].as_str().unwrap().to_owned()
+    };
+    let bin = env.path("bin");
+    let gitseal = bin.join("gitseal");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_gitseal"), &gitseal).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let run = |script: &str, dir: &str, vars: &[(&str, &str)]| {
+        let mut command = env.command(Path::new("sh"));
+        command
+            .args(["-c", script])
+            .env("PATH", &path)
+            .env("GITSEAL_PRIVATE_KEYS", env.path("sealing-keys.yaml"))
+            .envs(vars.iter().copied())
+            .current_dir(env.path(dir));
+        command.output().unwrap()
+    };
+    let generate = script("/spec/generate");
+    assert_eq!(ok(run(&generate, "same", &[])), expected(None));
+    let ignore = [("ARGOCD_ENV_GITSEAL_IGNORE_MAC", "true")];
+    assert_eq!(
+        ok(run(&generate, "labelled", &ignore)),
+        expected(Some(json!({"env": "prod"})))
+    );
+    let discover = script("/spec/discover/find");
+    for (dir, found) in [("base", true), ("plain", true), ("labelled", false)] {
+        let output = run(&discover, dir, &[]);
+        assert_eq!(!output.stdout.is_empty(), found, "{dir}");
+    }
+
+    // The sidecar mounts what the plugin reads.
+    let sidecar = std::fs::read(examples.join("repo-server-sidecar.yaml")).unwrap();
+    let sidecar = gitseal::manifest::parse_documents(&sidecar)
+        .unwrap()
+        .remove(0);
+    let container = &sidecar["spec"]["template"]["spec"]["containers"][0];
+    let mounts: Vec<&str> = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert!(mounts.contains(&"/home/argocd/cmp-server/config/plugin.yaml"));
+    for var in container["env"].as_array().unwrap() {
+        let file = Path::new(var["value"].as_str().unwrap());
+        let dir = file.parent().unwrap().to_str().unwrap();
+        assert!(mounts.contains(&dir), "{} is not mounted", file.display());
+    }
+}
