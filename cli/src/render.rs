@@ -118,25 +118,19 @@ fn kustomization(dir: &Path) -> Option<PathBuf> {
 
 /// `kustomize build DIR` (a standalone kustomize on PATH), else `kubectl kustomize DIR`.
 fn kustomize_build(dir: &Path, extra: &[String]) -> anyhow::Result<Vec<Value>> {
-    let mut command = match on_path("kustomize") {
-        Some(kustomize) => {
-            let mut command = Command::new(kustomize);
-            command.arg("build");
-            command
-        }
-        None => {
-            let mut command = Command::new("kubectl");
-            command.arg("kustomize");
-            command
-        }
+    let (program, subcommand) = match on_path("kustomize") {
+        Some(kustomize) => (kustomize, "build"),
+        None => (PathBuf::from("kubectl"), "kustomize"),
     };
+    let mut command = Command::new(&program);
+    command.arg(subcommand);
     command
         .arg(dir)
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let shown = format!("{command:?}");
+    let shown = format!("{} {subcommand} {}", program.display(), dir.display());
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot run {shown} (is kustomize or kubectl installed?)"))?;
