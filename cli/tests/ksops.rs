@@ -302,6 +302,16 @@ fn legacy_exec_plugin_under_kubectl_kustomize() {
         .unwrap();
     assert!(output.status.success());
     assert_eq!(documents(&output.stdout), expected_generated());
+    // One file at a time gives the same stream.
+    let serial = env
+        .command(Path::new(env!("CARGO_BIN_EXE_gitseal")))
+        .args(["ksops", "secret-generator.yaml"])
+        .env("KSOPS_CONCURRENCY_LIMIT", "1")
+        .current_dir(env.path("app"))
+        .output()
+        .unwrap();
+    assert!(serial.status.success());
+    assert_eq!(serial.stdout, output.stdout);
 }
 
 #[test]
