@@ -131,8 +131,8 @@ fn legacy(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// The KRM function: a ResourceList in, the same list with the generated items out. Input
-/// items are passed through, except
-/// kustomize's copy of the generator itself (a `ksops` object marked local-config).
+/// items are passed through, except kustomize's copy of the generator itself (a `ksops`
+/// object marked local-config).
 fn krm(input: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let mut documents =
         manifest::parse_documents(input).context("cannot parse the ResourceList")?;
@@ -156,32 +156,33 @@ fn krm(input: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         Some(Value::Array(items)) => items.clone(),
         Some(_) => bail!("the ResourceList's items is not a list"),
     };
-    let mut out = Zeroizing::new(String::from(
-        "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:",
-    ));
-    if items.is_empty() && generated.documents.is_empty() {
-        out.push_str(" []");
-    }
-    out.push('\n');
+    let mut pieces = vec![Zeroizing::new(String::from(
+        "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n",
+    ))];
     for item in items.iter().filter(|item| !is_own_config(item)) {
         let text = manifest::render(item, manifest::Format::Yaml)?;
-        list_item(text.strip_prefix("---\n").unwrap_or(&text), &mut out);
+        pieces.push(list_item(text.strip_prefix("---\n").unwrap_or(&text)));
     }
     for document in &generated.documents {
         let text = Zeroizing::new(yaml::emit(std::slice::from_ref(document), 2));
-        list_item(&text, &mut out);
+        pieces.push(list_item(&text));
     }
-    Ok(Zeroizing::new(std::mem::take(&mut *out).into_bytes()))
+    if pieces.len() == 1 {
+        pieces[0] = Zeroizing::new(pieces[0].replace("items:\n", "items: []\n"));
+    }
+    Ok(manifest::concat(&pieces))
 }
 
-/// Appends a YAML document as an item of a block sequence: indented as a whole, so that
-/// block scalars keep their meaning.
-fn list_item(document: &str, out: &mut String) {
+/// A YAML document as an item of a block sequence: indented as a whole, so that block
+/// scalars keep their meaning.
+fn list_item(document: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(document.len() * 2));
     for (i, line) in document.lines().enumerate() {
         out.push_str(if i == 0 { "- " } else { "  " });
         out.push_str(line);
         out.push('\n');
     }
+    out
 }
 
 /// Whether a ResourceList item is kustomize's copy of a ksops generator, which it adds as

@@ -88,15 +88,14 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     } else {
         read_directory(&args.dir)?
     };
-    let mut output = Zeroizing::new(String::new());
+    let mut pieces = Vec::with_capacity(documents.len());
     let mac = Mac {
         ignore: args.ignore_mac,
         kustomized,
     };
     let mut sealed = 0;
     for document in documents {
-        let text = render(document, keyring.as_ref(), &mac, &mut sealed)?;
-        output.push_str(&text);
+        pieces.push(render(document, keyring.as_ref(), &mac, &mut sealed)?);
     }
     if sealed > 0 {
         eprintln!(
@@ -104,7 +103,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
              --private-key to unseal them here)"
         );
     }
-    out.write_all(output.as_bytes())?;
+    out.write_all(&manifest::concat(&pieces))?;
     Ok(out.flush()?)
 }
 
