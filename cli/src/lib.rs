@@ -2,15 +2,18 @@
 //! arguments, runs the subcommand and turns its error into an exit status.
 //!
 //! The binary is multi-call: invoked as `kubeseal` (e.g. through a symlink) it is the
-//! kubeseal-compatible tool, the same as `gitseal kubeseal`.
+//! kubeseal-compatible tool, the same as `gitseal kubeseal`; as `sops`, `gitseal sops`; as
+//! `ksops`, `gitseal ksops` (the kustomize plugin).
 
 pub mod cert;
 pub mod check;
 pub mod cluster;
 pub mod demo;
 pub mod file;
+pub mod ksops;
 pub mod kubeseal;
 pub mod manifest;
+pub mod render;
 pub mod reseal;
 pub mod seal;
 pub mod sealing;
@@ -39,6 +42,10 @@ pub enum Command {
     /// Re-encrypt every SealedSecret under the given paths to a new certificate, in place.
     #[command(after_help = reseal::EXAMPLES)]
     Reseal(reseal::Args),
+    /// Print an app's manifests with SOPS resources decrypted and SealedSecrets unsealed
+    /// (an Argo CD Config Management Plugin's `generate`).
+    #[command(after_help = render::EXAMPLES)]
+    Render(render::Args),
     /// Fail on plaintext Secret manifests and unencrypted SOPS files (pre-commit, CI).
     #[command(after_help = check::EXAMPLES)]
     Check(check::Args),
@@ -56,6 +63,9 @@ pub enum Command {
     /// The sops command line: encrypt, decrypt, edit, rotate, set... SOPS files.
     #[command(after_help = sops::EXAMPLES, disable_version_flag = true)]
     Sops(Box<sops::Args>),
+    /// kustomize's ksops generator: decrypt SOPS files into manifests and Secrets.
+    #[command(after_help = ksops::EXAMPLES)]
+    Ksops(ksops::Args),
     /// Generate an age identity (as age-keygen does) for `gitseal sops`.
     #[command(after_help = KEYGEN_EXAMPLES)]
     Keygen {
@@ -79,7 +89,9 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         Command::Reseal(args) => reseal::run(&args, out),
         Command::Cert(args) => cert::run(&args, out),
         Command::Check(args) => check::run(&args, out),
+        Command::Render(args) => render::run(&args, out),
         Command::Sops(args) => sops::run(*args, out).map_err(anyhow::Error::new),
+        Command::Ksops(args) => ksops::run(&args, out),
         Command::Keygen { output } => keygen(output.as_deref(), out),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -1,4 +1,4 @@
-//! The `gitseal` binary (also `kubeseal` and `sops` when invoked under those names).
+//! The `gitseal` binary (also `kubeseal`, `sops` and `ksops` when invoked under those names).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -59,7 +59,9 @@ fn main() -> ExitCode {
     // `gitseal kubeseal ...` is parsed as the drop-in is, without building the whole command
     // tree: a one-shot seal is a few milliseconds, and that tree would be a tenth of them.
     let kubeseal = invoked_as == "kubeseal"
-        || (invoked_as != "sops" && args.get(1).is_some_and(|a| a == "kubeseal"));
+        || (invoked_as != "sops"
+            && invoked_as != "ksops"
+            && args.get(1).is_some_and(|a| a == "kubeseal"));
     if invoked_as != "kubeseal" && kubeseal {
         args.splice(..2, [OsString::from("gitseal kubeseal")]);
     }
@@ -72,6 +74,11 @@ fn main() -> ExitCode {
     } else if invoked_as == "sops" {
         match parse::<gitseal::sops::Args>(args, false) {
             Ok(args) => gitseal::sops::run(args, &mut out).map_err(anyhow::Error::new),
+            Err(code) => return code,
+        }
+    } else if invoked_as == "ksops" {
+        match parse::<gitseal::ksops::Args>(args, false) {
+            Ok(args) => gitseal::ksops::run(&args, &mut out),
             Err(code) => return code,
         }
     } else {

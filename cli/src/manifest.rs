@@ -184,6 +184,17 @@ pub fn render(value: &Value, format: Format) -> anyhow::Result<String> {
     })
 }
 
+/// Rendered documents (which may hold plaintext) joined into one buffer, allocated once
+/// so that no unwiped copy of a plaintext is left behind by a growing buffer.
+pub fn concat(pieces: &[zeroize::Zeroizing<String>]) -> zeroize::Zeroizing<Vec<u8>> {
+    let size = pieces.iter().map(|p| p.len()).sum();
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(size));
+    for piece in pieces {
+        out.extend_from_slice(piece.as_bytes());
+    }
+    out
+}
+
 /// The output format a file name asks for: `.yaml`/`.yml` force YAML.
 pub fn format_for_path(path: &Path, default: Format) -> Format {
     match path.extension().and_then(|e| e.to_str()) {

@@ -29,6 +29,7 @@ use std::io::Write;
 
 pub use args::{Args, Command, FileOptions, Global, RotateKeys};
 pub use exit::{Exit, code};
+pub use open::decrypt_tree;
 
 pub(crate) const EXAMPLES: &str = "\
 Examples:

@@ -65,6 +65,14 @@ pub(super) fn open_with(
     })
 }
 
+/// Decrypts an encrypted document as `gitseal sops decrypt` does — the data key from the
+/// usual key sources (`keys`), every value decrypted and, unless `ignore_mac`, the MAC
+/// verified — and hands back its plaintext tree (wiped when dropped). This is the entry
+/// point for the other commands that read SOPS files (`ksops`, `render`).
+pub fn decrypt_tree(bytes: &[u8], format: Format, ignore_mac: bool) -> Result<Tree, Exit> {
+    open_with(bytes, format, ignore_mac, false).map(|opened| opened.tree)
+}
+
 /// Encrypts `tree` with `key` and fills in the metadata's MAC, time and version.
 pub(super) fn seal(
     tree: &mut Tree,
