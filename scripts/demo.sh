@@ -2,8 +2,10 @@
 # The whole gitseal flow on this machine, no cluster needed: a local Kubernetes API (the
 # project's test server), gitseal's CRDs applied with kubectl, gitseal-controller running
 # against it; a Secret sealed with `gitseal seal`, applied with kubectl, and the Secret the
-# controller makes from it; then an ExternalSecret synced from a local OpenBao (a real
-# Vault-API server), and a rotation in OpenBao reaching the Secret.
+# controller makes from it; a SopsSecret (sops-secrets-operator's API) encrypted with
+# `gitseal sops encrypt` to the controller's own age key, applied with kubectl, and the
+# Secret the controller decrypts from it; then an ExternalSecret synced from a local OpenBao
+# (a real Vault-API server), and a rotation in OpenBao reaching the Secret.
 #
 #   bash scripts/demo.sh          # needs kubectl (preinstalled on the project's machines)
 #
@@ -47,7 +49,7 @@ wait_until 10 test -s "$WORK/server.out"
 export KUBECONFIG=$WORK/kubeconfig
 kubectl version 2>/dev/null | head -2 || true
 
-step "kubectl apply -f charts/gitseal/crds/   (SealedSecret and external-secrets.io CRDs)"
+step "kubectl apply -f charts/gitseal/crds/   (SealedSecret, SopsSecret and external-secrets.io CRDs)"
 kubectl apply -f charts/gitseal/crds/
 
 API_PORT=$(free_port)
@@ -88,6 +90,42 @@ printf 'password: '
 kubectl get secret db -n demo -o jsonpath='{.data.password}' | base64 -d
 printf '\n'
 test "$(kubectl get secret db -n demo -o jsonpath='{.data.password}' | base64 -d)" = correct-horse-battery-staple
+
+step "gitseal sops encrypt: a SopsSecret encrypted to the controller's age key (GET /v1/age-recipient)"
+AGE_URL="http://127.0.0.1:$API_PORT/v1/age-recipient"
+fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode().strip())' "$1"; }
+wait_until 30 fetch "$AGE_URL"
+RECIPIENT=$(fetch "$AGE_URL")
+echo "the controller's age recipient: $RECIPIENT"
+cat > "$WORK/app-sops.yaml" <<'YAML'
+apiVersion: isindir.github.com/v1alpha3
+kind: SopsSecret
+metadata:
+  name: app
+  namespace: demo
+spec:
+  secretTemplates:
+    - name: app-credentials
+      labels:
+        app: demo
+      stringData:
+        api-key: k-from-sops-5f2a9c
+YAML
+(cd "$WORK" && "$BIN/gitseal" sops encrypt --age "$RECIPIENT" --encrypted-suffix Templates \
+  app-sops.yaml > app-sops.enc.yaml)
+cut -c1-100 "$WORK/app-sops.enc.yaml"
+
+step "kubectl apply -f app-sops.enc.yaml: the controller decrypts it into a Secret"
+kubectl apply -f "$WORK/app-sops.enc.yaml"
+sops_value() { # sops_value VALUE: the Secret app-credentials holds VALUE
+  test "$(kubectl get secret app-credentials -n demo -o jsonpath='{.data.api-key}' | base64 -d)" = "$1"
+}
+wait_until 30 sops_value k-from-sops-5f2a9c
+wait_until 30 sh -c "kubectl get sopssecret app -n demo -o jsonpath='{.status.message}' | grep -qx Healthy"
+kubectl get sopssecret -n demo
+printf 'api-key: '
+kubectl get secret app-credentials -n demo -o jsonpath='{.data.api-key}' | base64 -d
+printf '\n'
 
 step "starting OpenBao (a Vault-API server) on loopback"
 OPENBAO_VERSION=2.7.2
@@ -166,4 +204,4 @@ printf 'password after rotation: '
 kubectl get secret db-from-vault -n demo -o jsonpath='{.data.password}' | base64 -d
 printf '\n'
 
-step "demo complete: sealed with gitseal and unsealed by gitseal-controller; synced from OpenBao and rotated"
+step "demo complete: sealed with gitseal and unsealed by gitseal-controller; a SopsSecret decrypted in the cluster; synced from OpenBao and rotated"

@@ -222,7 +222,8 @@ fn is_tool_annotation(key: &str) -> bool {
 /// The SopsSecret CRD as sops-secrets-operator serves it: `v1alpha3` served and stored,
 /// the deprecated `v1alpha1` (snake_case `secret_templates`) and `v1alpha2` served; short
 /// name `sops`; printer column `Status` (`.status.message`). The `sops` block lists every
-/// field sops writes and keeps unknown ones; the status adds conditions.
+/// field sops writes and keeps unknown ones; the status adds conditions. Helm keeps it on
+/// uninstall.
 pub fn sops_secret_crd() -> CustomResourceDefinition {
     let column = json!([{"name": "Status", "type": "string", "jsonPath": ".status.message"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]);
@@ -243,7 +244,12 @@ pub fn sops_secret_crd() -> CustomResourceDefinition {
     serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": "sopssecrets.isindir.github.com"},
+        "metadata": {
+            "name": "sopssecrets.isindir.github.com",
+            // `helm uninstall` must not delete every SopsSecret and, through garbage
+            // collection, every Secret they own.
+            "annotations": {"helm.sh/resource-policy": "keep"}
+        },
         "spec": {
             "group": SOPS_SECRETS_GROUP,
             "names": {
