@@ -1,6 +1,7 @@
 //! The controller's logs never hold a secret value: the real binary runs at debug level
-//! through a scenario (create, template, update, edit and revert, wrong scope, HTTP API),
-//! and its whole output is searched for every plaintext.
+//! through a scenario (create, template, update, edit and revert, wrong scope, HTTP API, a
+//! SopsSecret decrypted and then tampered with), and its whole output is searched for
+//! every plaintext.
 
 mod common;
 
@@ -54,6 +55,7 @@ async fn debug_logs_hold_no_secret_values() {
         "plaintext-updated-5e6f71",
         "plaintext-wrong-scope-0c4d",
     ];
+    let sops_values = ["plaintext-sops-token-9d1e4b"];
     let mut object = sealed_secret(
         &cert,
         "app",
@@ -99,6 +101,42 @@ async fn debug_logs_hold_no_secret_values() {
         let log = controller.stop();
         panic!("no Synced=False for `wrong`; controller output:\n{log}");
     }
+    // A SopsSecret, decrypted into a Secret, then tampered with.
+    let age_url = format!("http://127.0.0.1:{port}/v1/age-recipient");
+    let recipient = wait_for("the age recipient", || async {
+        let response = reqwest::get(&age_url).await.ok()?;
+        response.status().is_success().then_some(())?;
+        Some(response.text().await.ok()?.trim().to_owned())
+    })
+    .await;
+    let plain = json!({
+        "apiVersion": "isindir.github.com/v1alpha3", "kind": "SopsSecret",
+        "metadata": {"name": "sops-app", "namespace": NS},
+        "spec": {"secretTemplates": [{"name": "sops-app", "stringData": {"token": sops_values[0]}}]}
+    });
+    let mut encrypted = gitseal_tests::sops_encrypt_json(&plain, &recipient, "Templates");
+    let sops_api: kube::Api<gitseal_api::SopsSecret> =
+        kube::Api::namespaced(cluster.client.clone(), NS);
+    let object: gitseal_api::SopsSecret = serde_json::from_value(encrypted.clone()).unwrap();
+    sops_api
+        .create(&Default::default(), &object)
+        .await
+        .unwrap();
+    secret_with(&cluster, "sops-app", "token", sops_values[0]).await;
+    let value = &mut encrypted["spec"]["secretTemplates"][0]["stringData"]["token"];
+    *value = json!(value.as_str().unwrap().replacen("data:", "data:AA", 1));
+    let patch = json!({"spec": encrypted["spec"]});
+    sops_api
+        .patch("sops-app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_for("the tampered SopsSecret refused", || async {
+        let object = sops_api.get("sops-app").await.ok()?;
+        let message = object.status?.message?;
+        (message == "Decryption error").then_some(())
+    })
+    .await;
+
     let http = reqwest::Client::new();
     for path in ["/v1/verify", "/v1/rotate"] {
         let body = cluster.sealed_secrets().get("app").await.unwrap();
@@ -120,7 +158,8 @@ async fn debug_logs_hold_no_secret_values() {
         log.contains("SIGUSR1: generating a new sealing key"),
         "SIGUSR1 handled:\n{log}"
     );
-    for plaintext in secrets.iter().chain(&["ZWRpdGVk", "edited"]) {
+    assert!(log.contains("DecryptionFailed"), "the SopsSecret ran:\n{log}");
+    for plaintext in secrets.iter().chain(&sops_values).chain(&["ZWRpdGVk", "edited"]) {
         assert!(!log.contains(plaintext), "{plaintext} leaked into the log");
         let b64 = base64_of(plaintext);
         assert!(

@@ -186,3 +186,57 @@ pub async fn sealed_secrets(client: &kube::Client, ns: &str, objects: usize) -> 
         .await;
     started.elapsed()
 }
+
+/// Creates an age key in kube-system, as the controller would have made it, and `objects`
+/// SopsSecrets `app-NNNNN` in `ns` with one template of 5 values, encrypted to it the
+/// operator's way (`encrypted_suffix: Templates`; 32 created at a time); returns how long
+/// the SopsSecrets took (not the key).
+#[allow(dead_code)] // the SealedSecret scale benchmark has no SopsSecrets
+pub async fn sops_secrets(client: &kube::Client, ns: &str, objects: usize) -> Duration {
+    use gitseal_crypto::keys::age::AgeIdentities;
+
+    let identities = AgeIdentities::generate();
+    let recipient = identities.recipients().remove(0);
+    let mut key_secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "gitseal-age-key-bench", "namespace": "kube-system",
+                     "labels": {"gitseal.dev/age-key": "active"}}
+    }))
+    .unwrap();
+    key_secret.data = Some(BTreeMap::from([(
+        "identity.agekey".into(),
+        ByteString(identities.to_text().as_bytes().to_vec()),
+    )]));
+    Api::<Secret>::namespaced(client.clone(), "kube-system")
+        .create(&PostParams::default(), &key_secret)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let api: Api<gitseal_api::SopsSecret> = Api::namespaced(client.clone(), ns);
+    futures::stream::iter(0..objects)
+        .map(|i| {
+            let (api, recipient) = (api.clone(), recipient.clone());
+            async move {
+                let name = format!("app-{i:05}");
+                let values: serde_json::Map<_, _> = (0..5)
+                    .map(|k| {
+                        (
+                            format!("key-{k}"),
+                            json!(format!("value-{i}-{k}-0123456789")),
+                        )
+                    })
+                    .collect();
+                let plain = json!({
+                    "apiVersion": "isindir.github.com/v1alpha3", "kind": "SopsSecret",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"secretTemplates": [{"name": name, "stringData": values}]}
+                });
+                let encrypted = gitseal_tests::sops_encrypt_json(&plain, &recipient, "Templates");
+                let object: gitseal_api::SopsSecret = serde_json::from_value(encrypted).unwrap();
+                api.create(&PostParams::default(), &object).await.unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    started.elapsed()
+}

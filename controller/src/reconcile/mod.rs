@@ -210,7 +210,17 @@ pub fn controller_for<K: Reconciled>(
     let deleted = ctx.clone();
     let trigger = watcher(objects, config.clone())
         .default_backoff()
-        .modify(|o: &mut PartialObjectMeta<K>| o.meta_mut().managed_fields = None)
+        .modify(|o: &mut PartialObjectMeta<K>| {
+            let meta = o.meta_mut();
+            meta.managed_fields = None;
+            // kubectl's record of the applied manifest repeats the whole object (for
+            // SealedSecrets and SopsSecrets, all their ciphertext): not worth keeping for
+            // every object, as reconciles read the object whole, and a changed record
+            // comes with a changed spec or another annotation.
+            if let Some(annotations) = meta.annotations.as_mut() {
+                annotations.remove(gitseal_api::ANNOTATION_LAST_APPLIED);
+            }
+        })
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(o) = event {
                 deleted.forget_retries(o);
