@@ -400,7 +400,11 @@ async fn one_leader_among_replicas_and_fail_over() {
             .await
             .unwrap()
             .items;
-        assert_eq!(keys.len(), 1, "only the first leader generated a {label} key");
+        assert_eq!(
+            keys.len(),
+            1,
+            "only the first leader generated a {label} key"
+        );
     }
     follower.stop().await;
 }

@@ -27,7 +27,7 @@ mod updatekeys;
 
 use std::io::Write;
 
-pub use args::{Args, Command, FileOptions, Global, RotateKeys};
+pub use args::{Args, ClusterRecipient, Command, FileOptions, Global, RotateKeys};
 pub use exit::{Exit, code};
 pub use open::decrypt_tree;
 
@@ -68,7 +68,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
             };
             let options = args.options;
             if args.encrypt {
-                return encrypt::encrypt(&global, &options, Some(&file), out);
+                return encrypt::encrypt(&global, &options, None, Some(&file), out);
             } else if args.decrypt {
                 Command::Decrypt {
                     options,
@@ -101,9 +101,17 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
         }
     };
     match command {
-        Command::Encrypt { options, file } => {
-            encrypt::encrypt(&global, &options, file.as_deref(), out)
-        }
+        Command::Encrypt {
+            options,
+            cluster,
+            file,
+        } => encrypt::encrypt(
+            &global,
+            &options,
+            cluster.cluster.then_some(&cluster),
+            file.as_deref(),
+            out,
+        ),
         Command::Decrypt { options, file } => {
             decrypt::decrypt(&global, &options, file.as_deref(), out)
         }
