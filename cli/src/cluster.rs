@@ -172,6 +172,9 @@ impl Controller {
             };
             let mut config = config;
             overrides.apply(&mut config)?;
+            // One request, one answer: a 503 (the controller has no key yet, or the Service
+            // no endpoint) is reported at once, not retried with backoff for minutes.
+            config.default_retry = false;
             kube::Client::try_from(config).context("cannot create a Kubernetes client")
         })?;
         Ok(Self {
