@@ -173,9 +173,26 @@ fn a_sops_secret_is_written_sorted_and_its_mac_survives_the_api_server() {
     assert_eq!(
         keys_of(&encrypted),
         [
-            "apiVersion", "kind", "metadata", "name", "spec", "secretTemplates", "#", "labels",
-            "team", "name", "stringData", "password", "username", "type", "annotations",
-            "note", "data", "token", "name", "sops"
+            "apiVersion",
+            "kind",
+            "metadata",
+            "name",
+            "spec",
+            "secretTemplates",
+            "#",
+            "labels",
+            "team",
+            "name",
+            "stringData",
+            "password",
+            "username",
+            "type",
+            "annotations",
+            "note",
+            "data",
+            "token",
+            "name",
+            "sops"
         ]
     );
     let document = yaml(&encrypted);
@@ -259,9 +276,26 @@ fn a_sops_secret_is_written_sorted_and_its_mac_survives_the_api_server() {
     assert_eq!(
         keys_of(&encrypted),
         [
-            "kind", "apiVersion", "metadata", "name", "spec", "secretTemplates", "#", "name",
-            "type", "stringData", "username", "password", "labels", "team", "name", "data",
-            "token", "annotations", "note", "sops"
+            "kind",
+            "apiVersion",
+            "metadata",
+            "name",
+            "spec",
+            "secretTemplates",
+            "#",
+            "name",
+            "type",
+            "stringData",
+            "username",
+            "password",
+            "labels",
+            "team",
+            "name",
+            "data",
+            "token",
+            "annotations",
+            "note",
+            "sops"
         ]
     );
     let document = yaml(&encrypted);
@@ -314,7 +348,10 @@ async fn service(server: &TestServer, client: &kube::Client, name: &str, backend
     let service = serde_json::from_value(json!({"metadata": {"name": name},
         "spec": {"ports": [{"name": "http", "port": 8080}]}}))
     .unwrap();
-    services.create(&PostParams::default(), &service).await.unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
     server.set_service_backend("kube-system", name, backend);
 }
 
@@ -353,7 +390,10 @@ async fn cluster_encrypts_to_the_controllers_age_recipient() {
     let app = axum::Router::new().route(
         "/v1/age-recipient",
         axum::routing::get(|| async {
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "no age key yet\n")
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "no age key yet\n",
+            )
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -362,12 +402,7 @@ async fn cluster_encrypts_to_the_controllers_age_recipient() {
     service(&server, &client, "keyless", &keyless).await;
 
     let encrypt = |extra: &[&str]| {
-        let mut args = vec![
-            "encrypt",
-            "--cluster",
-            "--encrypted-suffix",
-            "Templates",
-        ];
+        let mut args = vec!["encrypt", "--cluster", "--encrypted-suffix", "Templates"];
         args.extend_from_slice(extra);
         args.push("app.yaml");
         with_kubeconfig(dir, &kubeconfig, &args)
@@ -406,7 +441,9 @@ async fn cluster_encrypts_to_the_controllers_age_recipient() {
         .await
         .unwrap();
     assert_eq!(own.items.len(), 1);
-    let identity = own.items[0].data.as_ref().unwrap()["identity.agekey"].0.clone();
+    let identity = own.items[0].data.as_ref().unwrap()["identity.agekey"]
+        .0
+        .clone();
     let identity_text = String::from_utf8(identity).unwrap();
     let recipient = AgeIdentities::parse(&identity_text)
         .unwrap()

@@ -156,7 +156,12 @@ pub struct ClusterRecipient {
     pub cluster: bool,
     /// With --cluster: path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config,
     /// in-cluster).
-    #[arg(long, default_value = "", requires = "cluster")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        requires = "cluster"
+    )]
     pub kubeconfig: String,
     /// With --cluster: the kubeconfig context to use.
     #[arg(long, requires = "cluster")]

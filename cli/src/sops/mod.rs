@@ -35,6 +35,8 @@ pub(crate) const EXAMPLES: &str = "\
 Examples:
   # Encrypt for an age recipient (or with the keys of .sops.yaml's creation rules)
   gitseal sops encrypt --age age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p secrets.yaml > secrets.enc.yaml
+  # Encrypt a SopsSecret for the gitseal controller's age key (fetched through the API server)
+  gitseal sops encrypt --cluster --encrypted-suffix Templates app.yaml > app.enc.yaml
   # Decrypt with the identities of SOPS_AGE_KEY_FILE / ~/.config/sops/age/keys.txt
   gitseal sops decrypt secrets.enc.yaml
   gitseal sops decrypt --extract '[\"db\"][\"password\"]' secrets.enc.yaml
