@@ -161,7 +161,7 @@ impl Controller {
                     }
                     Err(error) => {
                         return Err(anyhow::Error::new(error).context(
-                            "cannot load the kubeconfig (set KUBECONFIG or --kubeconfig, or pass --cert)",
+                            "cannot load the kubeconfig (set KUBECONFIG or --kubeconfig)",
                         ));
                     }
                 }
@@ -172,6 +172,9 @@ impl Controller {
             };
             let mut config = config;
             overrides.apply(&mut config)?;
+            // One request, one answer: a 503 (the controller has no key yet, or the Service
+            // no endpoint) is reported at once, not retried with backoff for minutes.
+            config.default_retry = false;
             kube::Client::try_from(config).context("cannot create a Kubernetes client")
         })?;
         Ok(Self {
@@ -249,6 +252,36 @@ impl Controller {
             .request("GET", &path, Vec::new(), "application/x-pem-file, */*")
             .map_err(|e| anyhow::anyhow!("cannot fetch certificate: {e}"))?;
         Ok(pem.into_bytes())
+    }
+
+    /// `GET /v1/age-recipient`: the controller's newest age recipient (`age1...`), what
+    /// SopsSecrets are encrypted to. A 503 means the controller has no age key (SopsSecrets
+    /// disabled, or the leader has not made one yet).
+    pub fn age_recipient(&self) -> anyhow::Result<String> {
+        let path = format!("{}/v1/age-recipient", self.proxy()?);
+        let text = match self.request("GET", &path, Vec::new(), "text/plain, */*") {
+            Ok(text) => text,
+            Err(kube::Error::Api(status)) if status.code == 503 => bail!(
+                "the controller {}/{} has no age recipient (503): SopsSecrets are disabled \
+                 there, or its leader has not made an age key yet",
+                self.namespace,
+                self.name
+            ),
+            Err(e) => bail!("cannot fetch the controller's age recipient: {e}"),
+        };
+        let recipient = text.trim();
+        let plausible = recipient.starts_with("age1")
+            && recipient.len() <= 128
+            && recipient.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !plausible {
+            bail!(
+                "the controller {}/{} answered /v1/age-recipient with something other than an \
+                 age recipient",
+                self.namespace,
+                self.name
+            );
+        }
+        Ok(recipient.to_owned())
     }
 
     /// `POST /v1/verify`: whether the controller can unseal `sealed`.

@@ -62,9 +62,17 @@ pub struct Global {
             .range(0..=MAX_INDENT as u64)
     )]
     pub indent: Option<usize>,
-    /// Compute the MAC over encrypted values only.
-    #[arg(long, global = true)]
-    pub mac_only_encrypted: bool,
+    /// Compute the MAC over encrypted values only (`--mac-only-encrypted=false` turns it
+    /// off for a SopsSecret, where it is on by default).
+    #[arg(
+        long,
+        global = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub mac_only_encrypted: Option<bool>,
     /// Encrypt only values whose comments in scope match this regex.
     #[arg(long, global = true)]
     pub encrypted_comment_regex: Option<String>,
@@ -138,6 +146,38 @@ pub struct FileOptions {
     pub shamir_secret_sharing_threshold: Option<usize>,
 }
 
+/// `encrypt --cluster`: the gitseal controller's age recipient as one more key, fetched
+/// through the API server's service proxy as `gitseal kubeseal` fetches the certificate.
+#[derive(ClapArgs, Clone, Default)]
+pub struct ClusterRecipient {
+    /// Also encrypt for the gitseal controller's age recipient (`/v1/age-recipient`,
+    /// fetched through the Kubernetes API server's service proxy).
+    #[arg(long)]
+    pub cluster: bool,
+    /// With --cluster: path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config,
+    /// in-cluster).
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        requires = "cluster"
+    )]
+    pub kubeconfig: String,
+    /// With --cluster: the kubeconfig context to use.
+    #[arg(long, requires = "cluster")]
+    pub context: Option<String>,
+    /// With --cluster: namespace of the controller's Service.
+    #[arg(long, default_value = "kube-system", requires = "cluster")]
+    pub controller_namespace: String,
+    /// With --cluster: name of the controller's Service.
+    #[arg(
+        long,
+        default_value = "sealed-secrets-controller",
+        requires = "cluster"
+    )]
+    pub controller_name: String,
+}
+
 /// `--add-*`/`--rm-*` of rotate.
 #[derive(ClapArgs, Clone, Default)]
 pub struct RotateKeys {
@@ -163,6 +203,9 @@ pub enum Command {
         /// Options.
         #[command(flatten)]
         options: FileOptions,
+        /// The controller's age recipient (`--cluster`).
+        #[command(flatten)]
+        cluster: ClusterRecipient,
         /// The plaintext file.
         file: Option<PathBuf>,
     },

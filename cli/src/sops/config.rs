@@ -27,8 +27,8 @@ pub struct Rule {
     pub keys: KeyPlan,
     /// The selection option (metadata key, value).
     pub selection: Option<(String, String)>,
-    /// `mac_only_encrypted`.
-    pub mac_only_encrypted: bool,
+    /// `mac_only_encrypted`, when the rule sets it.
+    pub mac_only_encrypted: Option<bool>,
 }
 
 const UNSUPPORTED_KEYS: [&str; 6] = [
@@ -185,10 +185,7 @@ impl Config {
         Ok(Rule {
             keys: KeyPlan { groups, threshold },
             selection,
-            mac_only_encrypted: rule
-                .get("mac_only_encrypted")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            mac_only_encrypted: rule.get("mac_only_encrypted").and_then(Value::as_bool),
         })
     }
 }

@@ -116,7 +116,10 @@ pub(super) fn edit(global: &Global, options: &FileOptions, file: &Path) -> Resul
                 key_groups,
                 shamir_threshold,
                 selection: selection(global, options, &rule, input)?,
-                mac_only_encrypted: global.mac_only_encrypted || rule.mac_only_encrypted,
+                mac_only_encrypted: global
+                    .mac_only_encrypted
+                    .or(rule.mac_only_encrypted)
+                    .unwrap_or(false),
                 ..Metadata::default()
             };
             (metadata, key, None)

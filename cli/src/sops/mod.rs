@@ -27,7 +27,7 @@ mod updatekeys;
 
 use std::io::Write;
 
-pub use args::{Args, Command, FileOptions, Global, RotateKeys};
+pub use args::{Args, ClusterRecipient, Command, FileOptions, Global, RotateKeys};
 pub use exit::{Exit, code};
 pub use open::decrypt_tree;
 
@@ -35,6 +35,8 @@ pub(crate) const EXAMPLES: &str = "\
 Examples:
   # Encrypt for an age recipient (or with the keys of .sops.yaml's creation rules)
   gitseal sops encrypt --age age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p secrets.yaml > secrets.enc.yaml
+  # Encrypt a SopsSecret for the gitseal controller's age key (fetched through the API server)
+  gitseal sops encrypt --cluster --encrypted-suffix Templates app.yaml > app.enc.yaml
   # Decrypt with the identities of SOPS_AGE_KEY_FILE / ~/.config/sops/age/keys.txt
   gitseal sops decrypt secrets.enc.yaml
   gitseal sops decrypt --extract '[\"db\"][\"password\"]' secrets.enc.yaml
@@ -68,7 +70,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
             };
             let options = args.options;
             if args.encrypt {
-                return encrypt::encrypt(&global, &options, Some(&file), out);
+                return encrypt::encrypt(&global, &options, None, Some(&file), out);
             } else if args.decrypt {
                 Command::Decrypt {
                     options,
@@ -101,9 +103,17 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
         }
     };
     match command {
-        Command::Encrypt { options, file } => {
-            encrypt::encrypt(&global, &options, file.as_deref(), out)
-        }
+        Command::Encrypt {
+            options,
+            cluster,
+            file,
+        } => encrypt::encrypt(
+            &global,
+            &options,
+            cluster.cluster.then_some(&cluster),
+            file.as_deref(),
+            out,
+        ),
         Command::Decrypt { options, file } => {
             decrypt::decrypt(&global, &options, file.as_deref(), out)
         }
