@@ -118,10 +118,7 @@ async fn debug_logs_hold_no_secret_values() {
     let sops_api: kube::Api<gitseal_api::SopsSecret> =
         kube::Api::namespaced(cluster.client.clone(), NS);
     let object: gitseal_api::SopsSecret = serde_json::from_value(encrypted.clone()).unwrap();
-    sops_api
-        .create(&Default::default(), &object)
-        .await
-        .unwrap();
+    sops_api.create(&Default::default(), &object).await.unwrap();
     secret_with(&cluster, "sops-app", "token", sops_values[0]).await;
     let value = &mut encrypted["spec"]["secretTemplates"][0]["stringData"]["token"];
     *value = json!(value.as_str().unwrap().replacen("data:", "data:AA", 1));
@@ -158,8 +155,15 @@ async fn debug_logs_hold_no_secret_values() {
         log.contains("SIGUSR1: generating a new sealing key"),
         "SIGUSR1 handled:\n{log}"
     );
-    assert!(log.contains("DecryptionFailed"), "the SopsSecret ran:\n{log}");
-    for plaintext in secrets.iter().chain(&sops_values).chain(&["ZWRpdGVk", "edited"]) {
+    assert!(
+        log.contains("DecryptionFailed"),
+        "the SopsSecret ran:\n{log}"
+    );
+    for plaintext in secrets
+        .iter()
+        .chain(&sops_values)
+        .chain(&["ZWRpdGVk", "edited"])
+    {
         assert!(!log.contains(plaintext), "{plaintext} leaked into the log");
         let b64 = base64_of(plaintext);
         assert!(

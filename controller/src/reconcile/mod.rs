@@ -46,6 +46,12 @@ pub trait Reconciled:
     /// Failed attempts (other than the API server's) before the object waits for its next
     /// change.
     fn max_retries(config: &Config) -> u32;
+
+    /// Whether the watch cache drops kubectl's last-applied record from the objects'
+    /// metadata: it repeats the whole object (for SealedSecrets and SopsSecrets, all their
+    /// ciphertext), and kinds whose reconciles read the object whole and hash no cached
+    /// annotation need not keep it for every object.
+    const DROP_LAST_APPLIED: bool = false;
 }
 
 /// Starts the reconcilers of one kind in one namespace (`None`: all) until `stop`.
@@ -213,11 +219,11 @@ pub fn controller_for<K: Reconciled>(
         .modify(|o: &mut PartialObjectMeta<K>| {
             let meta = o.meta_mut();
             meta.managed_fields = None;
-            // kubectl's record of the applied manifest repeats the whole object (for
-            // SealedSecrets and SopsSecrets, all their ciphertext): not worth keeping for
-            // every object, as reconciles read the object whole, and a changed record
-            // comes with a changed spec or another annotation.
-            if let Some(annotations) = meta.annotations.as_mut() {
+            // A changed record comes with a changed spec (generation) or annotation, so
+            // the trigger below still sees every change that matters.
+            if K::DROP_LAST_APPLIED
+                && let Some(annotations) = meta.annotations.as_mut()
+            {
                 annotations.remove(gitseal_api::ANNOTATION_LAST_APPLIED);
             }
         })
