@@ -132,6 +132,9 @@ pub struct Controller {
     proxy: std::cell::OnceCell<String>,
 }
 
+/// How many times a request answered 429 (rate limited) is sent again.
+const RATE_LIMIT_RETRIES: u32 = 5;
+
 impl Controller {
     /// Connects with `kubeconfig` (empty: `$KUBECONFIG`, `~/.kube/config`, in-cluster) and
     /// `context`, to the controller Service `namespace/name`.
@@ -172,8 +175,8 @@ impl Controller {
             };
             let mut config = config;
             overrides.apply(&mut config)?;
-            // One request, one answer: a 503 (the controller has no key yet, or the Service
-            // no endpoint) is reported at once, not retried with backoff for minutes.
+            // A 503 (the controller has no key yet, or the Service no endpoint) is reported
+            // at once, not retried with backoff for minutes; 429 is retried in `request`.
             config.default_retry = false;
             kube::Client::try_from(config).context("cannot create a Kubernetes client")
         })?;
@@ -193,14 +196,25 @@ impl Controller {
         body: Vec<u8>,
         accept: &str,
     ) -> Result<String, kube::Error> {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::ACCEPT, accept)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .expect("a valid request");
-        self.runtime.block_on(self.client.request_text(request))
+        // The controller's API is rate-limited per client (upstream's 2 per second): a
+        // 429 is worth a few short waits, as kube's retry policy would have given it.
+        let mut attempt = 0;
+        loop {
+            let request = http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(http::header::ACCEPT, accept)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .expect("a valid request");
+            match self.runtime.block_on(self.client.request_text(request)) {
+                Err(kube::Error::Api(e)) if e.code == 429 && attempt < RATE_LIMIT_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The service proxy prefix: `/api/v1/namespaces/<ns>/services/http:<name>:<port>/proxy`.

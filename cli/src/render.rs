@@ -214,7 +214,12 @@ fn render(
     mac: &Mac,
     sealed: &mut usize,
 ) -> anyhow::Result<Zeroizing<String>> {
-    if document.get("sops").is_some_and(Value::is_object) {
+    // A SopsSecret is the in-cluster path: the controller decrypts it, and decrypted here
+    // it would land, values and all, in Argo CD's cache and diffs.
+    let sops_secret = manifest::text(&document, "/kind") == Some("SopsSecret")
+        && manifest::text(&document, "/apiVersion")
+            .is_some_and(|v| v.starts_with("isindir.github.com/"));
+    if document.get("sops").is_some_and(Value::is_object) && !sops_secret {
         return decrypt(&document, mac);
     }
     let is_sealed = manifest::text(&document, "/apiVersion") == Some("bitnami.com/v1alpha1")

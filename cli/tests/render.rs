@@ -321,6 +321,32 @@ fn plain_manifest_directory() {
         "{stderr}"
     );
 
+    // A SopsSecret is left for the controller, still encrypted, even with its key at hand.
+    let sops_secret = "apiVersion: isindir.github.com/v1alpha3\nkind: SopsSecret\n\
+        metadata:\n  name: app\nspec:\n  secretTemplates:\n  - name: app\n    \
+        stringData:\n      token: sops-secret-token-3c9e\n";
+    env.write("sops/app.yaml", sops_secret);
+    let encrypted = env.gitseal(&[
+        "sops",
+        "encrypt",
+        "--age",
+        &AgeIdentities::parse(&std::fs::read_to_string(env.path("keys.txt")).unwrap())
+            .unwrap()
+            .recipients()[0],
+        "--encrypted-suffix",
+        "Templates",
+        env.path("sops/app.yaml").to_str().unwrap(),
+    ]);
+    assert!(encrypted.status.success());
+    env.write(
+        "sops/app.yaml",
+        std::str::from_utf8(&encrypted.stdout).unwrap(),
+    );
+    let docs = ok(env.render("sops", &[]));
+    assert_eq!(docs[0]["kind"], "SopsSecret");
+    let token = docs[0]["spec"]["secretTemplates"][0]["stringData"]["token"].as_str();
+    assert!(token.unwrap().starts_with("ENC[AES256_GCM,"), "{docs:?}");
+
     // A file that is not a manifest.
     env.write("notes/readme.yaml", "title: not a resource\n");
     let stderr = fails(env.render("notes", &[]));

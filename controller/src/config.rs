@@ -206,6 +206,10 @@ pub struct SopsSecretsArgs {
           action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
           value_parser = go_bool)]
     pub sops_require_mac: bool,
+    /// The AWS KMS endpoint to call instead of the region's (an emulator, a VPC
+    /// endpoint); the SDK's `AWS_ENDPOINT_URL_KMS` works too.
+    #[arg(long, env = "GITSEAL_SOPS_KMS_ENDPOINT_URL")]
+    pub sops_kms_endpoint_url: Option<String>,
 }
 
 /// The value of `--sops-key-secrets`: `[namespace/]name,...`; a bare name is in the
@@ -639,7 +643,7 @@ mod tests {
             .get_arguments()
             .filter_map(|a| Some((a.get_long()?.to_owned(), a.get_env()?.to_owned())))
             .collect();
-        assert_eq!(flags.len(), 53, "{flags:?}");
+        assert_eq!(flags.len(), 54, "{flags:?}");
         assert!(
             flags
                 .iter()
@@ -663,7 +667,7 @@ mod tests {
                 .get_arguments()
                 .filter_map(|a| a.get_long().map(str::to_owned))
                 .collect();
-        assert_eq!(sops.len(), 3);
+        assert_eq!(sops.len(), 4);
         for (long, env) in &flags {
             let env = env.to_str().unwrap();
             if long != "namespace" {

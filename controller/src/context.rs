@@ -59,7 +59,7 @@ impl Context {
             crate::rollout::Rollout::new(client.clone(), config.external_secrets.rollout_debounce);
         let sops_keys = Arc::new(crate::sops_keys::SopsKeys::new(
             &config.controller_namespace(),
-            config.external_secrets.aws_endpoint_url.clone(),
+            config.sops_secrets.sops_kms_endpoint_url.clone(),
         ));
         Self {
             external,

@@ -117,7 +117,14 @@ impl SopsKeys {
     pub fn insert_secret(&self, secret: &Secret) {
         let id = (secret.namespace().unwrap_or_default(), secret.name_any());
         let own = secret.labels().get(AGE_KEY_LABEL).map(String::as_str) == Some("active");
-        let mut text = Zeroizing::new(String::new());
+        // Sized up front: a growing buffer would leave unwiped copies of the keys behind.
+        let size: usize = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(_, v)| v.0.len() + 1)
+            .sum();
+        let mut text = Zeroizing::new(String::with_capacity(size));
         for (entry, value) in secret.data.iter().flatten() {
             if !entry.ends_with(".agekey") {
                 continue;

@@ -377,7 +377,7 @@ async fn flux_format_key_secrets_with_age_and_aws_kms() {
         .create(&PostParams::default(), &flux)
         .await
         .unwrap();
-    let endpoint = format!("--aws-endpoint-url={}", moto.url());
+    let endpoint = format!("--sops-kms-endpoint-url={}", moto.url());
     let running = cluster
         .controller(
             "a",

@@ -48,6 +48,11 @@ Role per watched namespace with rbac.namespacedRoles.
 - apiGroups: [isindir.github.com]
   resources: [sopssecrets/status]
   verbs: [update, patch]
+# Secrets are written with blockOwnerDeletion: with OwnerReferencesPermissionEnforcement
+# (OpenShift) that takes update on the owner's finalizers.
+- apiGroups: [isindir.github.com]
+  resources: [sopssecrets/finalizers]
+  verbs: [update]
 {{- end }}
 {{- if .Values.externalSecrets.enabled }}
 - apiGroups: [external-secrets.io]

@@ -3,8 +3,10 @@
 //!
 //! - **Decryption**: the stored object is turned back into the document its author
 //!   encrypted ([`SopsSecret::document`]) and opened with the JSON store: every value's
-//!   AES-GCM tag, over the value and its path, must verify, so no value can be altered or
-//!   moved to another key. A value that does not decrypt writes nothing.
+//!   AES-GCM tag, over the value and its path of mapping keys, must verify, so no value
+//!   can be altered or moved to another key. (List positions are not part of the path, as
+//!   in sops: values may be swapped between templates; only the MAC sees that.) A value
+//!   that does not decrypt writes nothing.
 //! - **The MAC** covers the values in document order, which the API server does not keep
 //!   (it returns every map's keys sorted). It verifies when the author's maps were in
 //!   sorted order (`gitseal sops encrypt` writes SopsSecrets so) and, without
@@ -46,6 +48,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::watch;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::secret::{self, Applied, DIGEST_ANNOTATION, Ownership, SecretData, Writer};
 use super::status::{Condition, next_conditions};
@@ -66,10 +69,10 @@ mod message {
 }
 
 const MAC_NOT_VERIFIED: &str = "the MAC does not match the document as the API server stores \
-     it (map keys sorted, metadata rewritten); every value was authenticated with its path, so \
-     none was altered or moved, but a value added, removed or taken from an older version of \
-     this file would go unnoticed. Encrypt with `gitseal sops encrypt` (sorted keys, \
-     mac_only_encrypted) for a verifiable MAC";
+     it (map keys sorted, metadata rewritten); every value was authenticated with its path of \
+     keys, so none was altered or moved to another key, but values swapped between templates, \
+     added, removed or taken from an older version of this file would go unnoticed. Encrypt \
+     with `gitseal sops encrypt` (sorted keys, mac_only_encrypted) for a verifiable MAC";
 
 impl Reconciled for SopsSecret {
     /// Failures are retried with backoff (at most every five minutes) for as long as they
@@ -130,7 +133,8 @@ pub async fn reconcile(
         write_status(&ctx, &object, message::SUSPENDED, ready, None, None).await?;
         return Ok(Action::await_change());
     }
-    let outcome = sync(&object, &ctx).await;
+    let mut created = Vec::new();
+    let outcome = sync(&object, &ctx, &mut created).await;
     match &outcome {
         Ok(synced) => {
             metrics.successes.inc();
@@ -163,7 +167,20 @@ pub async fn reconcile(
                     Error::Immutable(_) => message::UPDATE_ERROR,
                     _ => message::UNKNOWN,
                 };
-                write_status(&ctx, &object, text, Err(e.to_string()), None, None).await?;
+                // Secrets created before the failure are recorded beside the earlier ones.
+                let previous = object.status.as_ref().and_then(|s| s.secrets.clone());
+                let names = (!created.is_empty()).then(|| {
+                    let mut names = previous.unwrap_or_default();
+                    names.extend(
+                        created
+                            .iter()
+                            .filter(|n| !names.contains(n))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    names
+                });
+                write_status(&ctx, &object, text, Err(e.to_string()), None, names).await?;
             }
         }
     }
@@ -174,7 +191,15 @@ pub async fn reconcile(
 
 /// Brings the Secrets of `object` up to date: nothing to do when each one's digest
 /// verifies, else decrypt, write, and delete the ones no template names any more.
-async fn sync(object: &SopsSecret, ctx: &Context) -> Result<Synced, Error> {
+///
+/// The names of the Secrets it writes are added to `written` as it goes, so that a sync
+/// failing halfway can still record them (and a later success delete those no template
+/// names any more).
+async fn sync(
+    object: &SopsSecret,
+    ctx: &Context,
+    written: &mut Vec<String>,
+) -> Result<Synced, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let keys = ctx.keyring.snapshot();
@@ -213,6 +238,9 @@ async fn sync(object: &SopsSecret, ctx: &Context) -> Result<Synced, Error> {
             echoes: &ctx.echoes,
         };
         let applied = secret::apply(&api, existing.map(SecretData::new), desired, &writer).await?;
+        if applied == Applied::Created {
+            written.push(names[index].clone());
+        }
         wrote |= applied != Applied::Unchanged;
     }
     for gone in previous.iter().flatten().filter(|n| !names.contains(n)) {
@@ -384,8 +412,10 @@ fn desired_secrets(object: &SopsSecret, document: &[MapItem]) -> Result<Vec<Secr
         };
         let text = |key: &str| tree::get(template, key).and_then(scalar_text);
         let name = text("name").unwrap_or_default();
-        if name.is_empty() {
-            return Err(invalid(format!("template {index} has no name")));
+        if !crate::config::dns_subdomain(&name) {
+            return Err(invalid(format!(
+                "template {index}: the name is not a valid Secret name (DNS-1123 subdomain)"
+            )));
         }
         if secrets
             .iter()
@@ -393,17 +423,26 @@ fn desired_secrets(object: &SopsSecret, document: &[MapItem]) -> Result<Vec<Secr
         {
             return Err(invalid(format!("two templates are named {name:?}")));
         }
-        let mut data = BTreeMap::new();
+        // As the operator: `stringData` first, then `data` (which wins for a key in both).
+        let mut data = SecretData::new(Secret {
+            data: Some(BTreeMap::new()),
+            ..Secret::default()
+        });
+        let items = data.data.get_or_insert_default();
+        for (key, value) in entries(template, "stringData") {
+            let bytes = scalar_bytes(value).unwrap_or_default();
+            if let Some(mut old) = items.insert(key.to_owned(), ByteString(bytes.to_vec())) {
+                old.0.zeroize();
+            }
+        }
         for (key, value) in entries(template, "data") {
             let bytes = scalar_bytes(value).unwrap_or_default();
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(bytes.trim_ascii())
                 .map_err(|_| invalid(format!("{name}: data[{key:?}] is not base64")))?;
-            data.insert(key.to_owned(), ByteString(decoded));
-        }
-        for (key, value) in entries(template, "stringData") {
-            let bytes = scalar_bytes(value).unwrap_or_default();
-            data.insert(key.to_owned(), ByteString(bytes));
+            if let Some(mut old) = items.insert(key.to_owned(), ByteString(decoded)) {
+                old.0.zeroize();
+            }
         }
         let strings = |field: &str| -> Option<BTreeMap<String, String>> {
             let map: BTreeMap<String, String> = entries(template, field)
@@ -422,7 +461,7 @@ fn desired_secrets(object: &SopsSecret, document: &[MapItem]) -> Result<Vec<Secr
                 ..ObjectMeta::default()
             },
             type_: Some(type_.unwrap_or_else(|| "Opaque".into())),
-            data: Some(data),
+            data: data.data.take(),
             ..Secret::default()
         }));
     }
@@ -451,11 +490,13 @@ fn scalar_text(node: &Node) -> Option<String> {
     }
 }
 
-/// A leaf's bytes as sops encrypted them (text for numbers and booleans).
-fn scalar_bytes(node: &Node) -> Option<Vec<u8>> {
+/// A leaf's bytes as sops encrypted them (text for numbers and booleans), wiped on drop.
+fn scalar_bytes(node: &Node) -> Option<Zeroizing<Vec<u8>>> {
     match node {
-        Node::Scalar(Scalar::Null) => Some(Vec::new()),
-        Node::Scalar(scalar) => scalar.to_plaintext().map(|(bytes, _)| bytes.into_owned()),
+        Node::Scalar(Scalar::Null) => Some(Zeroizing::new(Vec::new())),
+        Node::Scalar(scalar) => scalar
+            .to_plaintext()
+            .map(|(bytes, _)| Zeroizing::new(bytes.into_owned())),
         _ => None,
     }
 }
@@ -513,4 +554,65 @@ async fn write_status(
     let api: Api<SopsSecret> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     status::patch(&api, &object.name_any(), serde_json::json!(status)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitseal_crypto::sops::store::Format;
+
+    fn object() -> SopsSecret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app", "namespace": "prod", "uid": "u-1"}
+        }))
+        .unwrap()
+    }
+
+    fn secrets(templates: serde_json::Value) -> Result<Vec<SecretData>, Error> {
+        let plain = serde_json::json!({"spec": {"secretTemplates": templates}});
+        let tree = Format::Json
+            .parse_plain(&serde_json::to_vec(&plain).unwrap())
+            .unwrap();
+        desired_secrets(&object(), &tree.documents[0])
+    }
+
+    #[test]
+    fn templates_become_secrets_as_the_operator_makes_them() {
+        let made = secrets(serde_json::json!([
+            {"name": "a", "stringData": {"k": "text", "both": "from-stringData"},
+             "data": {"both": "ZnJvbS1kYXRh", "bin": "AAE="}, "labels": {"l": "v"}},
+            {"name": "b", "type": "kubernetes.io/tls", "stringData": {"n": 5}}
+        ]))
+        .unwrap();
+        let data = made[0].data.as_ref().unwrap();
+        assert_eq!(data["k"].0, b"text");
+        assert_eq!(
+            data["both"].0, b"from-data",
+            "data wins, as with the operator"
+        );
+        assert_eq!(data["bin"].0, [0, 1]);
+        assert_eq!(made[0].type_.as_deref(), Some("Opaque"));
+        assert_eq!(made[0].labels()["l"], "v");
+        let owner = &made[0].owner_references()[0];
+        assert_eq!((owner.uid.as_str(), owner.controller), ("u-1", Some(true)));
+        assert_eq!(made[1].type_.as_deref(), Some("kubernetes.io/tls"));
+        assert_eq!(made[1].data.as_ref().unwrap()["n"].0, b"5");
+    }
+
+    #[test]
+    fn bad_templates_are_refused_without_their_values() {
+        let refused = |templates: serde_json::Value| match secrets(templates) {
+            Err(Error::Decrypt(message)) => message,
+            other => panic!("not refused: {:?}", other.map(|v| v.len())),
+        };
+        let message = refused(serde_json::json!([{"name": "../x", "stringData": {"k": "v"}}]));
+        assert!(message.contains("not a valid Secret name"), "{message}");
+        assert!(refused(serde_json::json!([{"stringData": {"k": "v"}}])).contains("template 0"));
+        let twice = serde_json::json!([{"name": "a"}, {"name": "a"}]);
+        assert!(refused(twice).contains("two templates"));
+        let message = refused(serde_json::json!([{"name": "a", "data": {"k": "s3cr3t!"}}]));
+        assert!(message.contains("data[\"k\"] is not base64"), "{message}");
+        assert!(!message.contains("s3cr3t"), "{message}");
+        assert!(refused(serde_json::json!([])).contains("empty"));
+    }
 }

@@ -91,7 +91,8 @@ pub struct SopsSecretTemplate {
     /// Items, base64 (as a Secret's `data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<BTreeMap<String, String>>,
-    /// Items as text (as a Secret's `stringData`; they win over `data`).
+    /// Items as text (as a Secret's `stringData`; for a key also in `data`, `data` wins,
+    /// as with sops-secrets-operator).
     #[serde(
         rename = "stringData",
         default,

@@ -211,9 +211,6 @@ async fn build_client(
     if !id.profile.is_empty() {
         loader = loader.profile_name(&id.profile);
     }
-    if let Some(url) = endpoint {
-        loader = loader.endpoint_url(url);
-    }
     if let Some(credentials) = credentials {
         loader = loader.credentials_provider(credentials);
     }
@@ -232,7 +229,12 @@ async fn build_client(
             ))
             .build();
     }
-    Ok(aws_sdk_kms::Client::new(&config))
+    // The endpoint is KMS's only: an assumed role's STS calls go to STS.
+    let mut kms = aws_sdk_kms::config::Builder::from(&config);
+    if let Some(url) = endpoint {
+        kms = kms.endpoint_url(url);
+    }
+    Ok(aws_sdk_kms::Client::from_conf(kms.build()))
 }
 
 /// A failed call, typed by what the service said.
