@@ -317,25 +317,23 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
-    // Every SopsSecret's Secret is current: reconciled without a decryption.
-    let sops_done = async {
-        loop {
-            let text = scrape(&metrics).await;
-            if metric(&text, "sopssecrets_reconcilation_successes_total") >= sops as f64 {
-                return (
-                    started.elapsed().as_secs_f64(),
-                    metric(&text, "gitseal_controller_sops_decryptions_total"),
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(600),
-                "the SopsSecrets were not reconciled"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    let (new, refresh) = tokio::join!(new, refreshed);
+    // Every SopsSecret's Secret is current: reconciled without a decryption. Checked from
+    // the metrics once the refresh is done (a scrape renders megabytes of per-object series;
+    // the ExternalSecret figures are taken without scrapes in between, as before).
+    loop {
+        let text = scrape(&metrics).await;
+        if metric(&text, "sopssecrets_reconcilation_successes_total") >= sops as f64 {
+            result.restart_sops = started.elapsed().as_secs_f64();
+            result.restart_decryptions = metric(&text, "gitseal_controller_sops_decryptions_total");
+            break;
         }
-    };
-    let (new, refresh, (sops_time, sops_decryptions)) = tokio::join!(new, refreshed, sops_done);
-    (result.restart_sops, result.restart_decryptions) = (sops_time, sops_decryptions);
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the SopsSecrets were not reconciled"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     result.refresh = refresh;
     result.new_latency = median(&new);
     result.refresh_calls = calls(&scrape(&metrics).await);
@@ -343,8 +341,8 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
     println!(
         "restart (metrics up after {up:.1} s): {objects} ExternalSecrets refreshed in {:.1} s; \
          provider calls: GetSecretValue {}, BatchGetSecretValue {}; new ExternalSecrets synced \
-         in {} s (median {:.2} s); {sops} SopsSecrets reconciled in {:.1} s with {} \
-         decryptions; peak RSS {:.1} MiB",
+         in {} s (median {:.2} s); {sops} SopsSecrets reconciled (checked after the \
+         refresh) by {:.1} s with {} decryptions; peak RSS {:.1} MiB",
         result.refresh,
         result.refresh_calls.0,
         result.refresh_calls.1,
@@ -459,7 +457,7 @@ fn summary(runs: &[Run], counts: &Counts) {
     );
     println!(
         "SopsSecrets: cold sync of {sops}: {} s (target ≤ 20 s); after a restart with every \
-         Secret current: {} decryptions (target 0), all reconciled in {} s",
+         Secret current: {} decryptions (target 0), all reconciled by {} s",
         stats(runs, |r| r.cold_sops),
         stats(runs, |r| r.restart_decryptions),
         stats(runs, |r| r.restart_sops)

@@ -47,11 +47,12 @@ pub trait Reconciled:
     /// change.
     fn max_retries(config: &Config) -> u32;
 
-    /// Whether the watch cache drops kubectl's last-applied record from the objects'
-    /// metadata: it repeats the whole object (for SealedSecrets and SopsSecrets, all their
-    /// ciphertext), and kinds whose reconciles read the object whole and hash no cached
-    /// annotation need not keep it for every object.
-    const DROP_LAST_APPLIED: bool = false;
+    /// Whether the watch cache keeps only what triggers a reconcile of this kind (name,
+    /// namespace, uid, versions, annotations without kubectl's last-applied record, which
+    /// repeats the whole object: for SealedSecrets and SopsSecrets, all their ciphertext).
+    /// For kinds whose reconciles read the object whole and hash no cached label or
+    /// annotation.
+    const SLIM_CACHE: bool = false;
 }
 
 /// Starts the reconcilers of one kind in one namespace (`None`: all) until `stop`.
@@ -217,14 +218,18 @@ pub fn controller_for<K: Reconciled>(
     let trigger = watcher(objects, config.clone())
         .default_backoff()
         .modify(|o: &mut PartialObjectMeta<K>| {
+            // apiVersion and kind are the kind's own, known statically.
+            o.types = None;
             let meta = o.meta_mut();
             meta.managed_fields = None;
             // A changed record comes with a changed spec (generation) or annotation, so
             // the trigger below still sees every change that matters.
-            if K::DROP_LAST_APPLIED
-                && let Some(annotations) = meta.annotations.as_mut()
-            {
-                annotations.remove(gitseal_api::ANNOTATION_LAST_APPLIED);
+            if K::SLIM_CACHE {
+                meta.labels = None;
+                meta.owner_references = None;
+                if let Some(annotations) = meta.annotations.as_mut() {
+                    annotations.remove(gitseal_api::ANNOTATION_LAST_APPLIED);
+                }
             }
         })
         .inspect_ok(move |event| {

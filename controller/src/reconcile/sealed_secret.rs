@@ -37,7 +37,7 @@ impl Reconciled for SealedSecret {
     fn max_retries(config: &Config) -> u32 {
         config.sealed_secrets.max_unseal_retries
     }
-    const DROP_LAST_APPLIED: bool = true;
+    const SLIM_CACHE: bool = true;
 }
 
 /// Starts the SealedSecret reconciler in `namespace` (`None`: all) until `stop`.

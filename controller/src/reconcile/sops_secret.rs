@@ -80,7 +80,7 @@ impl Reconciled for SopsSecret {
     fn max_retries(_: &Config) -> u32 {
         u32::MAX
     }
-    const DROP_LAST_APPLIED: bool = true;
+    const SLIM_CACHE: bool = true;
 }
 
 /// Starts the SopsSecret reconciler in `namespace` (`None`: all) until `stop`.
