@@ -205,12 +205,9 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
             .code(),
         Some(1)
     );
-    let fixed = wrong_run(controller_flags(&[
-        "--fetch-cert",
-        "--token",
-        server.token(),
-    ]))
-    .await;
+    // `--token=…`: a random token may begin with `-`.
+    let token = format!("--token={}", server.token());
+    let fixed = wrong_run(controller_flags(&["--fetch-cert", &token])).await;
     assert!(
         fixed.status.success(),
         "{}",
