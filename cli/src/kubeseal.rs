@@ -260,6 +260,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             &args.controller_namespace,
             &args.controller_name,
         )
+        .context("cannot reach the controller (or pass --cert to seal without it)")
     };
     if args.validate || args.re_encrypt {
         let controller = controller()?;
