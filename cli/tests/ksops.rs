@@ -272,12 +272,11 @@ fn assert_no_secret_in(stderr: &str) {
     }
 }
 
-#[test]
-fn legacy_exec_plugin_under_kubectl_kustomize() {
-    let Some(env) = Env::new() else { return };
-    let Some(kubectl) = gitseal_tests::tool("kubectl", "GITSEAL_KUBECTL") else {
-        return;
-    };
+/// The sample app with the legacy exec plugin installed and its generator in
+/// `app/kustomization.yaml`, and kubectl; `None` (after a notice) without the tools.
+fn legacy_app() -> Option<(Env, PathBuf)> {
+    let env = Env::new()?;
+    let kubectl = gitseal_tests::tool("kubectl", "GITSEAL_KUBECTL")?;
     sample(&env);
     env.install_legacy_plugin();
     env.write("app/secret-generator.yaml", &legacy_generator());
@@ -285,6 +284,14 @@ fn legacy_exec_plugin_under_kubectl_kustomize() {
         "app/kustomization.yaml",
         "resources:\n- base.yaml\ngenerators:\n- secret-generator.yaml\n",
     );
+    Some((env, kubectl))
+}
+
+#[test]
+fn legacy_exec_plugin_under_kubectl_kustomize() {
+    let Some((env, kubectl)) = legacy_app() else {
+        return;
+    };
     let output = kubectl_kustomize(&env, &kubectl);
     assert!(
         output.status.success(),
@@ -417,17 +424,9 @@ type Tamper = fn(&Path);
 
 #[test]
 fn tampered_files_fail_kustomize_without_leaking() {
-    let Some(env) = Env::new() else { return };
-    let Some(kubectl) = gitseal_tests::tool("kubectl", "GITSEAL_KUBECTL") else {
+    let Some((env, kubectl)) = legacy_app() else {
         return;
     };
-    sample(&env);
-    env.install_legacy_plugin();
-    env.write("app/secret-generator.yaml", &legacy_generator());
-    env.write(
-        "app/kustomization.yaml",
-        "resources:\n- base.yaml\ngenerators:\n- secret-generator.yaml\n",
-    );
     let original = std::fs::read(env.path("app/db.enc.yaml")).unwrap();
     let cases: [(Tamper, &str); 2] = [
         (tamper_value, "stringData.password: could not decrypt value"),

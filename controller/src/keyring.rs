@@ -288,6 +288,18 @@ pub fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// How long until a key made at `newest` (Unix seconds) is due for renewal every `period`
+/// (0: never; capped at a year, a sleep tokio accepts).
+pub fn until_renewal(period: Duration, newest: i64) -> Duration {
+    let wait = if period.is_zero() {
+        Duration::MAX
+    } else {
+        let age = (now_unix() - newest).max(0) as u64;
+        period.saturating_sub(Duration::from_secs(age))
+    };
+    wait.min(Duration::from_secs(86400 * 365))
+}
+
 /// The leader's key-renewal duty (spec §3.1 step 5): a key now when there is none or the
 /// newest predates the cutoff; then one every renew period, counted from the newest key's
 /// time so that restarts do not reset the clock; and one on every SIGUSR1.
@@ -314,16 +326,11 @@ pub async fn renew(
         .map_err(|e| Error::Internal(format!("SIGUSR1 handler: {e}")))?;
     loop {
         let period = config.key_renew_period;
-        let wait = if period.is_zero() {
-            Duration::MAX
-        } else {
-            let age = keyring
-                .snapshot()
-                .latest()
-                .map_or(0, |k| (now_unix() - k.order_time).max(0) as u64);
-            period.saturating_sub(Duration::from_secs(age))
-        };
-        let sleep = tokio::time::sleep(wait.min(Duration::from_secs(86400 * 365)));
+        let newest = keyring
+            .snapshot()
+            .latest()
+            .map_or_else(now_unix, |k| k.order_time);
+        let sleep = tokio::time::sleep(until_renewal(period, newest));
         #[cfg(unix)]
         tokio::select! {
             () = sleep => if period.is_zero() { continue },

@@ -125,6 +125,7 @@ impl SopsKeys {
             .map(|(_, v)| v.0.len() + 1)
             .sum();
         let mut text = Zeroizing::new(String::with_capacity(size));
+        let mut identities = AgeIdentities::default();
         for (entry, value) in secret.data.iter().flatten() {
             if !entry.ends_with(".agekey") {
                 continue;
@@ -133,9 +134,12 @@ impl SopsKeys {
                 tracing::error!(secret = %id.1, entry, "skipping an age key entry that is not text");
                 continue;
             };
-            if let Err(e) = AgeIdentities::parse(part) {
-                tracing::error!(secret = %id.1, entry, "skipping an unusable age key entry: {e}");
-                continue;
+            match AgeIdentities::parse(part) {
+                Ok(parsed) => identities.extend(parsed),
+                Err(e) => {
+                    tracing::error!(secret = %id.1, entry, "skipping an unusable age key entry: {e}");
+                    continue;
+                }
             }
             text.push_str(part);
             text.push('\n');
@@ -149,7 +153,6 @@ impl SopsKeys {
             }
             parsed
         });
-        let identities = AgeIdentities::parse(&text).unwrap_or_default();
         if identities.is_empty() && aws.is_none() {
             tracing::error!(secret = %id.1, "no age identity or AWS credential in this key Secret");
             self.remove_secret(&id.0, &id.1);
@@ -291,16 +294,11 @@ impl SopsKeys {
 /// `period` (0: never), counted from the newest key's creation.
 pub async fn renew(keys: Arc<SopsKeys>, client: kube::Client, period: Duration) {
     loop {
-        let newest = keys.snapshot().newest.as_ref().map(|n| n.1);
-        let wait = match newest {
+        let wait = match &keys.snapshot().newest {
             None => Duration::ZERO,
-            Some(_) if period.is_zero() => Duration::MAX,
-            Some(created) => {
-                let age = (crate::keyring::now_unix() - created).max(0) as u64;
-                period.saturating_sub(Duration::from_secs(age))
-            }
+            Some((_, created)) => crate::keyring::until_renewal(period, *created),
         };
-        tokio::time::sleep(wait.min(Duration::from_secs(86400 * 365))).await;
+        tokio::time::sleep(wait).await;
         let due = !period.is_zero() || keys.snapshot().newest.is_none();
         if due && let Err(e) = keys.generate(&client).await {
             tracing::error!("generating an age key failed, retrying in 5s: {e}");

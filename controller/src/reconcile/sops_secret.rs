@@ -168,16 +168,11 @@ pub async fn reconcile(
                     _ => message::UNKNOWN,
                 };
                 // Secrets created before the failure are recorded beside the earlier ones.
-                let previous = object.status.as_ref().and_then(|s| s.secrets.clone());
                 let names = (!created.is_empty()).then(|| {
+                    let previous = object.status.as_ref().and_then(|s| s.secrets.clone());
                     let mut names = previous.unwrap_or_default();
-                    names.extend(
-                        created
-                            .iter()
-                            .filter(|n| !names.contains(n))
-                            .cloned()
-                            .collect::<Vec<_>>(),
-                    );
+                    created.retain(|n| !names.contains(n));
+                    names.append(&mut created);
                     names
                 });
                 write_status(&ctx, &object, text, Err(e.to_string()), None, names).await?;
