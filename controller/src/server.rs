@@ -216,23 +216,48 @@ pub fn api_router(ctx: Arc<Context>) -> Router {
         })
 }
 
-/// The router of the metrics port.
+/// The router of the metrics port. Scrapers that accept gzip (Prometheus does) get the
+/// exposition compressed.
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new().route(
         "/metrics",
-        any(move || {
+        any(move |headers: HeaderMap| {
             let metrics = metrics.clone();
             async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.encode(),
-                )
+                let text = (
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                );
+                if accepts_gzip(&headers) {
+                    (
+                        [text, (header::CONTENT_ENCODING, "gzip")],
+                        metrics.encode_gzip(),
+                    )
+                        .into_response()
+                } else {
+                    ([text], metrics.encode()).into_response()
+                }
             }
         }),
     )
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip` or `*`, without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0))
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
@@ -469,6 +494,22 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_only_when_accepted() {
+        let accepts = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, value.parse().unwrap());
+            accepts_gzip(&headers)
+        };
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        assert!(accepts("gzip"), "what Prometheus sends");
+        assert!(accepts("identity, GZip;q=0.5"));
+        assert!(accepts("*"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("br, deflate"));
+        assert!(!accepts("gzipx"));
+    }
 
     #[test]
     fn limiter_allows_the_burst_then_refuses() {

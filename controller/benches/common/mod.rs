@@ -95,14 +95,24 @@ pub async fn wait_until(secrets: &Api<Secret>, objects: usize, started: Instant)
     }
 }
 
-/// The text of the metrics at `url`, retried for up to 60 s while the controller starts.
+/// The metrics at `url`, asked for as Prometheus does (gzip-compressed), waiting up to a
+/// minute for the controller to serve them.
 pub async fn scrape(url: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let client = reqwest::Client::new();
     loop {
         assert!(Instant::now() < deadline, "no metrics at {url}");
-        if let Ok(response) = reqwest::get(url).await
-            && let Ok(text) = response.text().await
+        let response = client
+            .get(url)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await;
+        if let Ok(response) = response
+            && let Ok(body) = response.bytes().await
         {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+                .expect("a gzip-compressed exposition");
             return text;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

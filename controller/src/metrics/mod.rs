@@ -11,13 +11,14 @@ mod http;
 mod sealed_secret;
 mod sops_secret;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use external_secret::{
-    CallLabels, ExternalSecretMetrics, ObjectLabels, StatusLabels, SyncMeasurer, remove_condition,
-    set_condition,
+    CallLabels, ExternalSecretMetrics, StatusLabels, SyncMeasurer, remove_condition, set_condition,
 };
 pub use http::{HttpLabels, HttpMetrics, HttpPathLabels};
 pub use sealed_secret::{
@@ -72,12 +73,53 @@ impl Metrics {
     /// With ten thousand objects the text runs to megabytes: it is sized from the last
     /// one, as growing it by doubling would hold up to twice that at once.
     pub fn encode(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
         let mut out = String::with_capacity(self.last_size.load(Relaxed) / 8 * 9);
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        self.last_size.store(out.len(), Relaxed);
+        self.encode_into(&mut out);
         out
+    }
+
+    /// The text exposition gzip-compressed, as Prometheus asks for it: compressed as it
+    /// is written, the megabytes of text never exist at once (the compressed body is
+    /// about a twentieth of them).
+    pub fn encode_gzip(&self) -> Vec<u8> {
+        let compressed = Vec::with_capacity(self.last_size.load(Relaxed) / 16);
+        let mut out = Gzip(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            flate2::write::GzEncoder::new(compressed, flate2::Compression::fast()),
+        ));
+        self.encode_into(&mut out);
+        out.0
+            .into_inner()
+            .ok()
+            .and_then(|gzip| gzip.finish().ok())
+            .expect("writing to a Vec cannot fail")
+    }
+
+    fn encode_into(&self, out: &mut impl std::fmt::Write) {
+        let mut counted = Counted(out, 0);
+        prometheus_client::encoding::text::encode(&mut counted, &self.registry)
+            .expect("writing to memory cannot fail");
+        self.last_size.store(counted.1, Relaxed);
+    }
+}
+
+/// Counts what is written through it.
+struct Counted<'a, W>(&'a mut W, usize);
+
+impl<W: std::fmt::Write> std::fmt::Write for Counted<'_, W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.1 += s.len();
+        self.0.write_str(s)
+    }
+}
+
+/// Text written into a gzip stream.
+struct Gzip(std::io::BufWriter<flate2::write::GzEncoder<Vec<u8>>>);
+
+impl std::fmt::Write for Gzip {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        use std::io::Write;
+        self.0.write_all(s.as_bytes()).map_err(|_| std::fmt::Error)
     }
 }
 
@@ -136,12 +178,7 @@ mod tests {
         metrics
             .external_secrets
             .provider_call("HashiCorp/Vault", "Login", true);
-        set_condition(
-            &metrics.external_secrets.status_condition,
-            "db",
-            "prod",
-            true,
-        );
+        metrics.external_secrets.set_ready("db", "prod", true);
         let text = metrics.encode();
         for line in [
             "sealed_secrets_controller_build_info{revision=",
@@ -163,5 +200,19 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&metrics.encode_gzip()[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert_eq!(unzipped, text, "the same exposition, compressed");
+        metrics.external_secrets.forget("db", "prod");
+        let text = metrics.encode();
+        assert!(text.contains("# TYPE externalsecret_sync_calls counter"));
+        assert!(
+            !text.contains("name=\"db\",namespace=\"prod\""),
+            "a deleted ExternalSecret's series go with it:\n{text}"
+        );
     }
 }

@@ -50,7 +50,7 @@ use super::secret::{self, Applied, SecretData, Writer};
 use super::{Reconciled, controller, drive};
 use crate::config::Config;
 use crate::context::Context;
-use crate::{Error, metrics, scheduler};
+use crate::{Error, scheduler};
 
 impl Reconciled for ExternalSecret {
     fn max_retries(_config: &Config) -> u32 {
@@ -118,8 +118,7 @@ pub fn start(
         true,
         move |object: &PartialObjectMeta<ExternalSecret>| {
             let (name, namespace) = (object.name_any(), object.namespace().unwrap_or_default());
-            let metrics = &forget.metrics.external_secrets;
-            metrics::remove_condition(&metrics.status_condition, &name, &namespace);
+            forget.metrics.external_secrets.forget(&name, &namespace);
             if let Some(uid) = object.uid() {
                 forget.external.not_found.lock().expect("lock").remove(&uid);
                 forget.external.scheduler.forget(&uid);
@@ -433,12 +432,9 @@ async fn write_status(
     synced_at: Option<Timestamp>,
 ) -> Result<(), Error> {
     let namespace = es.namespace().unwrap_or_default();
-    metrics::set_condition(
-        &ctx.metrics.external_secrets.status_condition,
-        &es.name_any(),
-        &namespace,
-        ready,
-    );
+    ctx.metrics
+        .external_secrets
+        .set_ready(&es.name_any(), &namespace, ready);
     let status_text = if ready { "True" } else { "False" };
     let old = es.status.clone().unwrap_or_default();
     let previous = old.conditions.iter().find(|c| c.type_ == "Ready");
