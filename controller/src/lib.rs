@@ -103,7 +103,9 @@ pub async fn start(
         keys.key_order_priority,
     ));
     keyring.load(&client).await?;
-    let metrics = Arc::new(metrics::Metrics::new());
+    let mut metrics = metrics::Metrics::new();
+    metrics.expose_keys(keyring.clone(), keys.key_renew_period);
+    let metrics = Arc::new(metrics);
     let ctx = Arc::new(Context::new(
         client.clone(),
         config.clone(),

@@ -330,6 +330,21 @@ async fn a_restart_spends_no_rsa_on_secrets_that_are_up_to_date() {
             "gitseal_controller_rsa_operations_total"
         ) >= 30.0
     );
+    // The key's age, for a "renewal overdue" alert: made just now, renewed every 30 days.
+    let text = metrics(&first).await;
+    let made = metric(&text, "gitseal_controller_latest_key_timestamp_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - 86400.0..=now + 60.0).contains(&made),
+        "newest key made at {made}, now {now}"
+    );
+    assert_eq!(
+        metric(&text, "gitseal_controller_key_renewal_period_seconds"),
+        720.0 * 3600.0
+    );
     first.stop().await;
 
     let second = cluster.controller("replica-2", &[]).await;

@@ -11,8 +11,13 @@ mod http;
 mod sealed_secret;
 mod sops_secret;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -25,6 +30,8 @@ pub use sealed_secret::{
     ConditionLabels, ErrorLabels, OutcomeLabels, ReconcileMeasurer, SealedSecretMetrics,
 };
 pub use sops_secret::SopsSecretMetrics;
+
+use crate::keyring::Keyring;
 
 /// Every metric of the controller.
 pub struct Metrics {
@@ -68,6 +75,15 @@ impl Metrics {
         }
     }
 
+    /// Exposes the sealing keys' age for a "renewal overdue" alert:
+    /// `gitseal_controller_latest_key_timestamp_seconds` (when the newest key was made, Unix
+    /// seconds; absent while there is none) and `gitseal_controller_key_renewal_period_seconds`
+    /// (`--key-renew-period`; 0: renewal off), read from `keyring` at each scrape.
+    pub fn expose_keys(&mut self, keyring: Arc<Keyring>, period: Duration) {
+        self.registry
+            .register_collector(Box::new(KeyTimes { keyring, period }));
+    }
+
     /// The text exposition format.
     ///
     /// With ten thousand objects the text runs to megabytes: it is sized from the last
@@ -100,6 +116,43 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut counted, &self.registry)
             .expect("writing to memory cannot fail");
         self.last_size.store(counted.1, Relaxed);
+    }
+}
+
+/// The collector of [`Metrics::expose_keys`].
+struct KeyTimes {
+    keyring: Arc<Keyring>,
+    period: Duration,
+}
+
+impl std::fmt::Debug for KeyTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyTimes")
+            .field("period", &self.period)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for KeyTimes {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        if let Some(latest) = self.keyring.snapshot().latest() {
+            encoder
+                .encode_descriptor(
+                    &format!("{OWN_PREFIX}_latest_key_timestamp_seconds"),
+                    "When the newest sealing key was made (certificate NotBefore or Secret creation, as --key-order-priority), Unix seconds",
+                    None,
+                    MetricType::Gauge,
+                )?
+                .encode_gauge(&latest.order_time)?;
+        }
+        encoder
+            .encode_descriptor(
+                &format!("{OWN_PREFIX}_key_renewal_period_seconds"),
+                "How often a new sealing key is made (0: never)",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&i64::try_from(self.period.as_secs()).unwrap_or(i64::MAX))
     }
 }
 
@@ -140,7 +193,15 @@ mod tests {
 
     #[test]
     fn upstream_names_are_kept() {
-        let metrics = Metrics::new();
+        let mut metrics = Metrics::new();
+        metrics.expose_keys(
+            Arc::new(Keyring::new(
+                "kube-system",
+                "sealed-secrets-key",
+                crate::keyring::KeyOrder::CertNotBefore,
+            )),
+            Duration::from_secs(3600),
+        );
         metrics.sealed_secrets.unseal_requests.inc();
         metrics.sealed_secrets.error("unseal", "prod");
         metrics
@@ -188,6 +249,8 @@ mod tests {
             "sealed_secrets_controller_http_requests_total{path=\"/v1/cert.pem\",code=\"200\",method=\"GET\"} 1",
             "sealed_secrets_controller_http_request_duration_seconds_count{path=\"/v1/cert.pem\",method=\"GET\"} 1",
             "gitseal_controller_rsa_operations_total 0",
+            // No key yet: its time is absent, the period is there.
+            "gitseal_controller_key_renewal_period_seconds 3600",
             "gitseal_controller_reconcile_duration_seconds_count{outcome=\"unchanged\"} 1",
             // ESO's names and labels.
             "externalsecret_sync_calls_total{name=\"db\",namespace=\"prod\"} 1",
