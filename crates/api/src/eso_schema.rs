@@ -223,8 +223,7 @@ fn v1beta1_warning(kind: &str) -> String {
 
 /// Turns the single `v1` version kube derives into ESO's layout: `v1` (served, storage)
 /// and `v1beta1` (served, not storage, same schema and columns, deprecated), the given
-/// schema, the list kind, and `helm.sh/resource-policy: keep` so that uninstalling the
-/// chart never deletes every object (and, through garbage collection, every Secret).
+/// schema and the list kind.
 ///
 /// Both versions have the same schema, so the API server's `None` conversion (which
 /// only rewrites `apiVersion`) is exact and no conversion webhook is needed. ESO's own
@@ -239,9 +238,6 @@ pub(crate) fn eso_crd(
 ) -> CustomResourceDefinition {
     let kind = crd.spec.names.kind.clone();
     crd.spec.names.list_kind = Some(format!("{kind}List"));
-    let mut annotations = BTreeMap::new();
-    annotations.insert("helm.sh/resource-policy".to_owned(), "keep".to_owned());
-    crd.metadata.annotations = Some(annotations);
     let schema: JSONSchemaProps =
         serde_json::from_value(schema).expect("the schema literal is valid");
     let mut v1 = crd.spec.versions.remove(0);

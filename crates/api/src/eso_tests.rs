@@ -495,10 +495,6 @@ fn crds_have_esos_shape() {
             crd.spec.names.list_kind.as_deref(),
             Some(format!("{}List", crd.spec.names.kind).as_str())
         );
-        assert_eq!(
-            crd.metadata.annotations.as_ref().unwrap()["helm.sh/resource-policy"],
-            "keep"
-        );
         assert!(crd.spec.conversion.is_none(), "no conversion webhook");
         let names: Vec<_> = crd
             .spec

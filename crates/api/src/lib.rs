@@ -143,9 +143,11 @@ pub const ANNOTATION_RESTARTED_AT: &str = "gitseal.dev/restartedAt";
 
 pub use gitseal_crypto::sealed::{ANNOTATION_CLUSTER_WIDE, ANNOTATION_NAMESPACE_WIDE};
 
-/// Every CustomResourceDefinition of gitseal, with the file name it has in the chart.
+/// Every CustomResourceDefinition of gitseal, with the file name it has in the chart, each
+/// annotated `helm.sh/resource-policy: keep`: no Helm operation deletes it, and with it
+/// every object and, through garbage collection, every Secret they own.
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![
+    let mut crds = vec![
         ("bitnami.com_sealedsecrets.yaml", sealed_secret_crd()),
         (
             "external-secrets.io_externalsecrets.yaml",
@@ -161,7 +163,14 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             cluster_external_secret_crd(),
         ),
         ("isindir.github.com_sopssecrets.yaml", sops_secret_crd()),
-    ]
+    ];
+    for (_, crd) in &mut crds {
+        crd.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert("helm.sh/resource-policy".to_owned(), "keep".to_owned());
+    }
+    crds
 }
 
 /// Renders a CRD as the YAML file the chart ships.
@@ -217,6 +226,11 @@ mod tests {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/gitseal/crds");
         for (file, crd) in crds() {
+            assert_eq!(
+                crd.metadata.annotations.as_ref().unwrap()["helm.sh/resource-policy"],
+                "keep",
+                "{file}: kept on uninstall"
+            );
             let on_disk = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
             assert!(
                 on_disk == crd_yaml(&crd),

@@ -246,10 +246,7 @@ pub fn sops_secret_crd() -> CustomResourceDefinition {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": "sopssecrets.isindir.github.com",
-            // `helm uninstall` must not delete every SopsSecret and, through garbage
-            // collection, every Secret they own.
-            "annotations": {"helm.sh/resource-policy": "keep"}
+            "name": "sopssecrets.isindir.github.com"
         },
         "spec": {
             "group": SOPS_SECRETS_GROUP,
