@@ -19,7 +19,6 @@ pub mod status;
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -209,11 +209,12 @@ pub fn controller_for<K: Reconciled>(
     label_selector: &str,
     on_delete: impl Fn(&PartialObjectMeta<K>) + Send + Sync + 'static,
 ) -> Controller<PartialObjectMeta<K>> {
-    let mut config = watcher::Config::default();
+    let mut config = watcher::Config::default().page_size(LIST_PAGE);
     if !label_selector.is_empty() {
         config = config.labels(label_selector);
     }
-    let (reader, writer) = reflector::store();
+    let (reader, mut writer) = reflector::store();
+    let cached = reader.clone();
     let deleted = ctx.clone();
     let trigger = watcher(objects, config.clone())
         .default_backoff()
@@ -238,9 +239,20 @@ pub fn controller_for<K: Reconciled>(
                 on_delete(o);
             }
         })
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_annotations, Default::default());
+        .map_ok(move |event| {
+            // Judged against the cached copy before the event replaces it, so that no
+            // second record of every object is kept for it.
+            let triggers = match &event {
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => cached
+                    .get(&ObjectRef::from_obj(o))
+                    .is_none_or(|old| spec_or_annotations_changed(&old, o)),
+                _ => true,
+            };
+            writer.apply_watcher_event(&event);
+            (event, triggers)
+        })
+        .try_filter_map(|(event, triggers)| std::future::ready(Ok(triggers.then_some(event))))
+        .applied_objects();
     let workers = workers(&ctx.config) as u16;
     let mut controller = Controller::for_stream(trigger, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(workers));
@@ -304,12 +316,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Reconcile on spec changes (generation) and on annotation changes (they set the scope);
 /// status writes and other metadata changes are ignored, as upstream.
-fn spec_or_annotations<K: Resource>(object: &PartialObjectMeta<K>) -> Option<u64> {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    object.meta().generation.hash(&mut hasher);
-    object.meta().annotations.hash(&mut hasher);
-    Some(hasher.finish())
+fn spec_or_annotations_changed<K: Resource>(
+    old: &PartialObjectMeta<K>,
+    new: &PartialObjectMeta<K>,
+) -> bool {
+    old.meta().generation != new.meta().generation
+        || old.meta().annotations != new.meta().annotations
 }
+
+/// Objects per page of the watches' lists: every response is read into a buffer its
+/// connection keeps, so smaller pages (metadata only, ~100 KiB) keep those small.
+const LIST_PAGE: u32 = 100;
 
 /// What to do after a failed reconcile of any kind (see [`retry_action`]); counts the
 /// failure against the object (kind, namespace, name).
