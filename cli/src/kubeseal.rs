@@ -100,6 +100,12 @@ pub struct Args {
     /// Scope: strict, namespace-wide or cluster-wide.
     #[arg(long, env = "SEALED_SECRETS_SCOPE", default_value = "strict")]
     pub scope: Scope,
+    /// Do not copy the input's Argo CD and Flux annotations (`argocd.argoproj.io/sync-wave`,
+    /// `sync-options`, `compare-options`, `hook`, `hook-delete-policy`, and every
+    /// `kustomize.toolkit.fluxcd.io/*`) onto the SealedSecret itself (upstream kubeseal's
+    /// output); they stay in its template (the Secret) either way. Not an upstream flag.
+    #[arg(long, env = "SEALED_SECRETS_NO_GITOPS_ANNOTATIONS", value_parser = BoolishValueParser::new())]
+    pub no_gitops_annotations: bool,
     /// Re-encrypt SealedSecrets with the controller's newest key.
     #[arg(long, alias = "rotate", env = "SEALED_SECRETS_RE_ENCRYPT", value_parser = BoolishValueParser::new())]
     pub re_encrypt: bool,
@@ -303,6 +309,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         namespace: explicit_namespace.clone(),
         default_namespace: default_namespace.clone(),
         allow_empty_data: args.allow_empty_data,
+        gitops_annotations: !args.no_gitops_annotations,
     };
 
     if let Some(target) = &args.merge_into {
@@ -407,6 +414,7 @@ fn merge_into(
         namespace: None,
         default_namespace: namespace.unwrap_or_else(|| options.default_namespace.clone()),
         allow_empty_data: options.allow_empty_data,
+        gitops_annotations: options.gitops_annotations,
     };
     for mut document in manifest::parse_documents(&read_input(args)?)? {
         if let Some(Value::Object(meta)) = document.get_mut("metadata") {
@@ -426,6 +434,26 @@ fn merge_into(
                 spec,
                 &format!("/template/metadata/{field}"),
                 sealed.pointer(&format!("/spec/template/metadata/{field}")),
+            );
+        }
+        // The target's own annotations are kept, its scope annotations untouched; the
+        // input's GitOps annotations are added.
+        let carried: serde_json::Map<String, Value> = sealed
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| sealing::is_gitops_annotation(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        if !carried.is_empty() {
+            let target = manifest::expect_object(&mut existing, "the target")?;
+            merge_map(
+                target
+                    .entry("metadata")
+                    .or_insert_with(|| serde_json::json!({})),
+                "/annotations",
+                Some(&Value::Object(carried)),
             );
         }
     }

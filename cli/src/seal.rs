@@ -47,6 +47,12 @@ pub struct Args {
     /// Seal Secrets that have no data.
     #[arg(long)]
     pub allow_empty_data: bool,
+    /// Do not copy the input's Argo CD and Flux annotations (`argocd.argoproj.io/sync-wave`,
+    /// `sync-options`, `compare-options`, `hook`, `hook-delete-policy`, and every
+    /// `kustomize.toolkit.fluxcd.io/*`) onto the SealedSecret itself; they stay in its
+    /// template (the Secret) either way.
+    #[arg(long)]
+    pub no_gitops_annotations: bool,
 }
 
 /// Runs `gitseal seal`.
@@ -73,6 +79,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| "default".to_owned()),
         allow_empty_data: args.allow_empty_data,
+        gitops_annotations: !args.no_gitops_annotations,
     };
     match &args.output {
         Some(path) => {

@@ -1,5 +1,6 @@
 //! Sealing Secrets into SealedSecrets and unsealing them offline, exactly as kubeseal
-//! transforms them (spec `sealed-secrets.md` §4.3–§4.8).
+//! transforms them (spec `sealed-secrets.md` §4.3–§4.8), but for one deliberate addition:
+//! the input's [`GITOPS_ANNOTATIONS`] are also put on the SealedSecret's own metadata.
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -30,6 +31,36 @@ const SERVER_FIELDS: [&str; 8] = [
     "managedFields",
 ];
 
+/// GitOps annotations carried from an input Secret onto the SealedSecret's own metadata.
+///
+/// kubeseal puts the input's annotations only into `spec.template.metadata`, so they reach
+/// the Secret the controller makes, but Argo CD and Flux read them from the object they
+/// apply: the SealedSecret. A sync wave, hook or prune setting written on the input Secret
+/// would otherwise order or protect nothing (sealed-secrets #1625). They are kept in the
+/// template too. An entry ending in `/` stands for every annotation under that prefix.
+/// `--no-gitops-annotations` turns the copy off.
+pub const GITOPS_ANNOTATIONS: [&str; 6] = [
+    "argocd.argoproj.io/sync-wave",
+    "argocd.argoproj.io/sync-options",
+    "argocd.argoproj.io/compare-options",
+    "argocd.argoproj.io/hook",
+    "argocd.argoproj.io/hook-delete-policy",
+    "kustomize.toolkit.fluxcd.io/",
+];
+
+/// Whether `key` is one of the [`GITOPS_ANNOTATIONS`].
+pub fn is_gitops_annotation(key: &str) -> bool {
+    GITOPS_ANNOTATIONS
+        .iter()
+        .any(|entry| match entry.strip_suffix('/') {
+            Some(prefix) => key
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|name| !name.is_empty()),
+            None => key == *entry,
+        })
+}
+
 /// How to seal.
 pub struct SealOptions<'a> {
     /// The controller's public key.
@@ -44,6 +75,9 @@ pub struct SealOptions<'a> {
     pub default_namespace: String,
     /// `--allow-empty-data`.
     pub allow_empty_data: bool,
+    /// Copy the input's [`GITOPS_ANNOTATIONS`] onto the SealedSecret's own metadata (off
+    /// with `--no-gitops-annotations`).
+    pub gitops_annotations: bool,
 }
 
 fn annotations(meta: &Map<String, Value>) -> Vec<(String, String)> {
@@ -173,8 +207,19 @@ pub fn seal_secret(mut secret: Value, opts: &SealOptions<'_>) -> anyhow::Result<
     if !namespace.is_empty() {
         top.insert("namespace".into(), json!(namespace));
     }
+    let mut top_annotations = Map::new();
+    if opts.gitops_annotations
+        && let Some(Value::Object(annotations)) = meta.get("annotations")
+    {
+        for (key, value) in annotations.iter().filter(|(k, _)| is_gitops_annotation(k)) {
+            top_annotations.insert(key.clone(), value.clone());
+        }
+    }
     if let Some(annotation) = scope.annotation() {
-        top.insert("annotations".into(), json!({annotation: "true"}));
+        top_annotations.insert(annotation.into(), json!("true"));
+    }
+    if !top_annotations.is_empty() {
+        top.insert("annotations".into(), Value::Object(top_annotations));
     }
     let mut template = Map::new();
     template.insert("metadata".into(), Value::Object(ordered_object_meta(&meta)));
@@ -186,7 +231,7 @@ pub fn seal_secret(mut secret: Value, opts: &SealOptions<'_>) -> anyhow::Result<
     Ok(json!({
         "kind": "SealedSecret",
         "apiVersion": "bitnami.com/v1alpha1",
-        "metadata": top,
+        "metadata": ordered_object_meta(&top),
         "spec": {"template": template, "encryptedData": sorted(&Value::Object(encrypted))},
     }))
 }
