@@ -32,22 +32,25 @@ Role per watched namespace with rbac.namespacedRoles.
 - apiGroups: [bitnami.com]
   resources: [sealedsecrets]
   verbs: [get, list, watch]
+# Statuses are written by merge patch only (no update).
 - apiGroups: [bitnami.com]
   resources: [sealedsecrets/status]
-  verbs: [update, patch]
+  verbs: [patch]
+# Only the SopsSecret and ExternalSecret reconcilers delete Secrets (those they own).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, create, update, delete, watch]
-- apiGroups: ["", events.k8s.io]
+  verbs: [get, list, create, update, {{ if or .Values.sopsSecrets.enabled .Values.externalSecrets.enabled }}delete, {{ end }}watch]
+# Events are core/v1, created once and never patched.
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- if .Values.sopsSecrets.enabled }}
 - apiGroups: [isindir.github.com]
   resources: [sopssecrets]
   verbs: [get, list, watch]
 - apiGroups: [isindir.github.com]
   resources: [sopssecrets/status]
-  verbs: [update, patch]
+  verbs: [patch]
 # Secrets are written with blockOwnerDeletion: with OwnerReferencesPermissionEnforcement
 # (OpenShift) that takes update on the owner's finalizers.
 - apiGroups: [isindir.github.com]
@@ -60,7 +63,7 @@ Role per watched namespace with rbac.namespacedRoles.
   verbs: [get, list, watch]
 - apiGroups: [external-secrets.io]
   resources: [externalsecrets/status, secretstores/status]
-  verbs: [update, patch]
+  verbs: [patch]
 # templateFrom and caProvider ConfigMaps; service account tokens for Vault's Kubernetes
 # and JWT auth (TokenRequest, at login only).
 - apiGroups: [""]

@@ -211,6 +211,15 @@ impl TestServer {
         token
     }
 
+    /// Every permission a token limited by [`TestServer::add_token`] (or a service account
+    /// token, limited by its Roles) has been granted so far, over all such tokens: (verb,
+    /// API group, resource with its subresource as in `secrets` or `sealedsecrets/status`),
+    /// from the checks of the resource API, the service proxy and the token endpoints.
+    /// What RBAC an actual run needs, against what a [`Rule`] set grants.
+    pub fn granted(&self) -> std::collections::BTreeSet<(String, String, String)> {
+        self.shared.granted()
+    }
+
     /// Fails the next `count` requests that match `verb` (get, list, watch, create,
     /// update, patch, delete, deletecollection) and `resource` (plural), if given, with
     /// HTTP `status` (e.g. 500, 429, 409).

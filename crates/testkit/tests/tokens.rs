@@ -3,7 +3,7 @@
 
 mod common;
 
-use gitseal_testkit::TestServer;
+use gitseal_testkit::{Rule, TestServer};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
@@ -222,6 +222,72 @@ async fn service_account_tokens_authenticate_with_rbac() {
     assert_eq!(
         code(stranger.list(&ListParams::default()).await.unwrap_err()),
         401
+    );
+}
+
+#[tokio::test]
+async fn granted_records_what_restricted_tokens_were_allowed_everywhere() {
+    let server = TestServer::start().await.unwrap();
+    let admin = server.client().await;
+    create_service_account(&admin, "default", "vault-auth").await;
+    let limited = server.add_token(vec![
+        Rule::new(
+            "",
+            &["serviceaccounts/token", "secrets"],
+            &["create", "list"],
+        )
+        .in_namespaces(&["default"]),
+        Rule::new("", &["services/proxy"], &["get"]),
+    ]);
+    let client = server.client_with_token(&limited).await;
+    // Full access is not recorded.
+    Api::<Secret>::namespaced(admin.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(server.granted().is_empty());
+    // The resource API, the token endpoints and the service proxy all record.
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(request_token(&client, &[]).await["status"]["token"].is_string());
+    let proxied = http::Request::get("/api/v1/namespaces/default/services/web/proxy/x")
+        .body(Vec::new())
+        .unwrap();
+    // Allowed, then not found: no such Service.
+    assert_eq!(
+        code(client.request::<Value>(proxied).await.unwrap_err()),
+        404
+    );
+    // Refusals are not recorded.
+    let refused = post(
+        &client,
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        json!({"spec": {"token": limited}}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code(refused), 403);
+    assert_eq!(
+        code(
+            Api::<Secret>::namespaced(client, "kube-system")
+                .list(&ListParams::default())
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+    let triple = |v: &str, r: &str| (v.to_owned(), String::new(), r.to_owned());
+    assert_eq!(
+        server.granted(),
+        [
+            triple("create", "serviceaccounts/token"),
+            triple("get", "services/proxy"),
+            triple("list", "secrets"),
+        ]
+        .into_iter()
+        .collect()
     );
 }
 

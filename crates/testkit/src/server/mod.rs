@@ -1,7 +1,7 @@
 //! HTTP: routing, authentication and RBAC-lite, fault injection, discovery, the verbs,
 //! Table output for kubectl, metadata-only output and streaming watches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     bookmark_interval: Duration,
     /// Signs and checks service account tokens.
     issuer: TokenIssuer,
+    /// Every (verb, group, resource) a restricted token was allowed.
+    granted: Mutex<BTreeSet<(String, String, String)>>,
 }
 
 impl Shared {
@@ -116,7 +118,40 @@ impl Shared {
             service_backends: Mutex::new(HashMap::new()),
             bookmark_interval,
             issuer: TokenIssuer::new(),
+            granted: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// Whether `rules` (`None`: full access) allow `verb` on `resource` (with its
+    /// subresource) of `group` in `namespace`. What a restricted token is allowed is
+    /// recorded for [`Shared::granted`]. Every authorization check goes through here.
+    pub(crate) fn permits(
+        &self,
+        rules: Option<&[Rule]>,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+    ) -> bool {
+        let Some(rules) = rules else {
+            return true;
+        };
+        let allowed = rules
+            .iter()
+            .any(|r| r.allows(verb, group, resource, namespace));
+        if allowed {
+            self.granted.lock().expect("granted lock").insert((
+                verb.to_owned(),
+                group.to_owned(),
+                resource.to_owned(),
+            ));
+        }
+        allowed
+    }
+
+    /// Every (verb, group, resource) that a restricted token was allowed so far.
+    pub(crate) fn granted(&self) -> BTreeSet<(String, String, String)> {
+        self.granted.lock().expect("granted lock").clone()
     }
 
     pub(crate) fn inject(
@@ -306,11 +341,13 @@ pub(crate) async fn handle(
         None => target.rt.plural.clone(),
     };
     let namespace = target.namespace.clone().unwrap_or_default();
-    if let Some(rules) = &rules
-        && !rules
-            .iter()
-            .any(|r| r.allows(verb, &target.rt.group, &resource, &namespace))
-    {
+    if !shared.permits(
+        rules.as_deref(),
+        verb,
+        &target.rt.group,
+        &resource,
+        &namespace,
+    ) {
         let scope = if namespace.is_empty() {
             "at the cluster scope".to_owned()
         } else {
@@ -433,5 +470,56 @@ pub(crate) async fn handle(
         Ok((code, object)) if metadata_only => json_response(code, &partial(&object)),
         Ok((code, value)) => json_response(code, &value),
         Err(error) => error_response(&error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared::new(Store::new(10), HashMap::new(), Duration::from_secs(5))
+    }
+
+    fn triple(verb: &str, group: &str, resource: &str) -> (String, String, String) {
+        (verb.to_owned(), group.to_owned(), resource.to_owned())
+    }
+
+    #[test]
+    fn permits_records_what_restricted_tokens_are_granted() {
+        let shared = shared();
+        let rules = [
+            Rule::new("", &["secrets"], &["get", "list"]).in_namespaces(&["prod"]),
+            Rule::new("bitnami.com", &["sealedsecrets/status"], &["*"]),
+        ];
+        assert!(shared.permits(Some(&rules), "get", "", "secrets", "prod"));
+        assert!(shared.permits(Some(&rules), "get", "", "secrets", "prod"));
+        assert!(shared.permits(
+            Some(&rules),
+            "patch",
+            "bitnami.com",
+            "sealedsecrets/status",
+            "prod"
+        ));
+        // Refused: another namespace, verb, group or subresource.
+        assert!(!shared.permits(Some(&rules), "list", "", "secrets", "other"));
+        assert!(!shared.permits(Some(&rules), "delete", "", "secrets", "prod"));
+        assert!(!shared.permits(Some(&rules), "get", "apps", "secrets", "prod"));
+        assert!(!shared.permits(
+            Some(&rules),
+            "patch",
+            "bitnami.com",
+            "sealedsecrets",
+            "prod"
+        ));
+        // Full access is allowed and not recorded.
+        assert!(shared.permits(None, "delete", "", "configmaps", "prod"));
+        assert_eq!(
+            shared.granted(),
+            BTreeSet::from([
+                triple("get", "", "secrets"),
+                triple("patch", "bitnami.com", "sealedsecrets/status"),
+            ])
+        );
     }
 }

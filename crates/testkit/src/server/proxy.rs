@@ -31,11 +31,7 @@ pub(super) async fn service_proxy(
     } else {
         "create"
     };
-    if let Some(rules) = rules
-        && !rules
-            .iter()
-            .any(|r| r.allows(verb, "", "services/proxy", namespace))
-    {
+    if !shared.permits(rules, verb, "", "services/proxy", namespace) {
         return Some(error_response(&ApiError::forbidden(format!(
             "services \"{name}\" is forbidden: User \"testkit\" cannot {verb} resource \"services/proxy\" in API group \"\" in the namespace \"{namespace}\""
         ))));

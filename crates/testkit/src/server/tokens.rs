@@ -269,11 +269,7 @@ pub(super) fn serve_tokens(
     if method != Method::POST {
         return Some(error_response(&ApiError::method_not_allowed()));
     }
-    if let Some(rules) = rules
-        && !rules
-            .iter()
-            .any(|r| r.allows("create", group, resource, namespace))
-    {
+    if !shared.permits(rules, "create", group, resource, namespace) {
         let scope = if namespace.is_empty() {
             "at the cluster scope".to_owned()
         } else {
