@@ -30,6 +30,18 @@ const NEEDED_BUT_UNREACHED: &[(&str, &str, &str)] = &[
     // OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift), that takes
     // update on the owner's finalizers. The test API server has no admission plugins.
     ("update", "isindir.github.com", "sopssecrets/finalizers"),
+    // The same for ExternalSecrets' Secrets (external_secret/target.rs) and
+    // ClusterExternalSecrets' ExternalSecrets (cluster_external_secret.rs).
+    (
+        "update",
+        "external-secrets.io",
+        "externalsecrets/finalizers",
+    ),
+    (
+        "update",
+        "external-secrets.io",
+        "clusterexternalsecrets/finalizers",
+    ),
 ];
 
 /// The controller's rules from the chart rendered with `values` (rules with

@@ -552,8 +552,8 @@ fn reconciler_toggles_drop_their_rbac_rules_and_nothing_else() {
         .iter()
         .filter(|r| r.starts_with("ClusterRole//sealed-secrets-controller-unsealer:"))
         .collect();
-    assert_eq!(unsealer.len(), 12, "{unsealer:#?}");
-    assert_eq!(all.len(), 12 + 5 + 2 + 2, "{all:#?}");
+    assert_eq!(unsealer.len(), 13, "{unsealer:#?}");
+    assert_eq!(all.len(), 13 + 6 + 2 + 2, "{all:#?}");
 }
 
 /// A temporary values file with `text`.

@@ -64,6 +64,10 @@ Role per watched namespace with rbac.namespacedRoles.
 - apiGroups: [external-secrets.io]
   resources: [externalsecrets/status, secretstores/status]
   verbs: [patch]
+# Secrets are written with blockOwnerDeletion (as for SopsSecrets above).
+- apiGroups: [external-secrets.io]
+  resources: [externalsecrets/finalizers]
+  verbs: [update]
 # templateFrom and caProvider ConfigMaps; service account tokens for Vault's Kubernetes
 # and JWT auth (TokenRequest, at login only).
 - apiGroups: [""]
