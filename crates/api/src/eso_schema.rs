@@ -2,8 +2,6 @@
 //! small OpenAPI schema builders the CRD schemas are written with, and the step that
 //! turns a derived single-version CRD into ESO's served `v1` + `v1beta1` shape.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceValidation, JSONSchemaProps,
 };
