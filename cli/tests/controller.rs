@@ -42,7 +42,7 @@ fn label_of(sealed: &Value) -> Vec<u8> {
 }
 
 /// The stand-in controller: `/v1/cert.pem`, `/v1/verify` (200/409), `/v1/rotate`.
-async fn start_controller(controller: Arc<Controller>) -> String {
+async fn start_controller(controller: Arc<Controller>) -> std::net::SocketAddr {
     let verify = {
         let c = controller.clone();
         move |body: Bytes| async move {
@@ -84,9 +84,9 @@ async fn start_controller(controller: Arc<Controller>) -> String {
         .route("/v1/verify", post(verify))
         .route("/v1/rotate", post(rotate));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    addr
 }
 
 fn kubeseal(kubeconfig: &std::path::Path, args: &[&str], stdin: &[u8]) -> Output {
@@ -139,7 +139,9 @@ async fn fetch_cert_seal_validate_and_re_encrypt_through_the_service_proxy() {
         .create(&Default::default(), &service)
         .await
         .unwrap();
-    server.set_service_backend("kube-system", "sealer", &backend);
+    server
+        .add_service_endpoint("kube-system", "sealer", backend)
+        .unwrap();
     let k = kubeconfig.clone();
     let run = move |args: Vec<String>, stdin: Vec<u8>| {
         let k = k.clone();

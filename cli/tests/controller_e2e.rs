@@ -81,11 +81,13 @@ async fn seal_apply_and_the_controller_makes_the_secret() {
         .create(&Default::default(), &service)
         .await
         .unwrap();
-    server.set_service_backend(
-        "kube-system",
-        "sealed-secrets-controller",
-        &format!("http://{}", controller.api_addr),
-    );
+    server
+        .add_service_endpoint(
+            "kube-system",
+            "sealed-secrets-controller",
+            controller.api_addr,
+        )
+        .unwrap();
 
     // --fetch-cert (retried until the first key exists).
     let sh = &sh;

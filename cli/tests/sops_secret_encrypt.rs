@@ -342,8 +342,13 @@ fn with_kubeconfig(
     })
 }
 
-/// Creates the Service `kube-system/name` and sends its proxy traffic to `backend`.
-async fn service(server: &TestServer, client: &kube::Client, name: &str, backend: &str) {
+/// Creates the Service `kube-system/name` with `backend` as its one endpoint.
+async fn service(
+    server: &TestServer,
+    client: &kube::Client,
+    name: &str,
+    backend: std::net::SocketAddr,
+) {
     let services: Api<Service> = Api::namespaced(client.clone(), "kube-system");
     let service = serde_json::from_value(json!({"metadata": {"name": name},
         "spec": {"ports": [{"name": "http", "port": 8080}]}}))
@@ -352,7 +357,9 @@ async fn service(server: &TestServer, client: &kube::Client, name: &str, backend
         .create(&PostParams::default(), &service)
         .await
         .unwrap();
-    server.set_service_backend("kube-system", name, backend);
+    server
+        .add_service_endpoint("kube-system", name, backend)
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,13 +386,7 @@ async fn cluster_encrypts_to_the_controllers_age_recipient() {
     let controller = gitseal_controller::start(config, client.clone(), "cli".into())
         .await
         .unwrap();
-    service(
-        &server,
-        &client,
-        "gitseal",
-        &format!("http://{}", controller.api_addr),
-    )
-    .await;
+    service(&server, &client, "gitseal", controller.api_addr).await;
     // A controller without an age key answers 503.
     let app = axum::Router::new().route(
         "/v1/age-recipient",
@@ -397,9 +398,9 @@ async fn cluster_encrypts_to_the_controllers_age_recipient() {
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let keyless = format!("http://{}", listener.local_addr().unwrap());
+    let keyless = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    service(&server, &client, "keyless", &keyless).await;
+    service(&server, &client, "keyless", keyless).await;
 
     let encrypt = |extra: &[&str]| {
         let mut args = vec!["encrypt", "--cluster", "--encrypted-suffix", "Templates"];

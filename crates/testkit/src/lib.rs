@@ -227,19 +227,64 @@ impl TestServer {
         self.shared.inject(status, count, verb, resource);
     }
 
-    /// Sends requests for the service proxy of Service `namespace/name`
-    /// (`/api/v1/namespaces/<ns>/services/<name>/proxy/...`) to `url` (`http://host:port`),
-    /// as the real API server sends them to the Service's endpoints. The Service object must
-    /// exist too.
-    pub fn set_service_backend(&self, namespace: &str, name: &str, url: &str) {
-        self.shared
-            .service_backends
-            .lock()
-            .expect("backends lock")
-            .insert(
-                (namespace.to_owned(), name.to_owned()),
-                url.trim_end_matches('/').to_owned(),
-            );
+    /// Makes `addr` the one endpoint of Service `namespace/name`, as the cluster's
+    /// EndpointSlice controller would for a ready pod: creates the EndpointSlice
+    /// `<name>-testkit` (label `kubernetes.io/service-name: <name>`) with every port of the
+    /// Service, by name, on `addr`'s port. The service proxy
+    /// (`/api/v1/namespaces/<ns>/services/<name>/proxy/...`) then reaches `addr`. The
+    /// Service must exist.
+    pub fn add_service_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+        addr: SocketAddr,
+    ) -> Result<(), ApiError> {
+        let mut store = self.shared.store.lock().expect("store lock");
+        let builtin = |group: &str, plural: &str| {
+            store
+                .registry
+                .find(group, "v1", plural)
+                .cloned()
+                .expect("built in")
+        };
+        let (services, slices) = (
+            builtin("", "services"),
+            builtin("discovery.k8s.io", "endpointslices"),
+        );
+        let service = store.get(&services, namespace, name)?;
+        let ports: Vec<serde_json::Value> = service
+            .pointer("/spec/ports")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.get("name").and_then(serde_json::Value::as_str).unwrap_or_default(),
+                    "port": addr.port(),
+                    "protocol": "TCP",
+                })
+            })
+            .collect();
+        let slice = serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": format!("{name}-testkit"),
+                "namespace": namespace,
+                "labels": {"kubernetes.io/service-name": name},
+            },
+            "addressType": if addr.is_ipv4() { "IPv4" } else { "IPv6" },
+            "endpoints": [{
+                "addresses": [addr.ip().to_string()],
+                "conditions": {"ready": true},
+            }],
+            "ports": ports,
+        });
+        let options = store::WriteOptions {
+            field_manager: "testkit".into(),
+            ..Default::default()
+        };
+        store.create(&slices, namespace, slice, &options).map(drop)
     }
 
     /// How many injected failures have not been served yet.

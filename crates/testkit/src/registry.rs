@@ -190,6 +190,14 @@ impl Default for Registry {
                 ResourceType::builtin("", "v1", "ServiceAccount", "serviceaccounts", true)
                     .short(&["sa"]),
                 ResourceType::builtin("", "v1", "Service", "services", true).short(&["svc"]),
+                ResourceType::builtin("", "v1", "Endpoints", "endpoints", true).short(&["ep"]),
+                ResourceType::builtin(
+                    "discovery.k8s.io",
+                    "v1",
+                    "EndpointSlice",
+                    "endpointslices",
+                    true,
+                ),
                 workload("Deployment", "deployments", "deploy"),
                 workload("StatefulSet", "statefulsets", "sts"),
                 workload("DaemonSet", "daemonsets", "ds"),

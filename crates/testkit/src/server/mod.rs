@@ -94,8 +94,6 @@ pub(crate) struct Shared {
     latency: Mutex<Duration>,
     /// Bumped to end every open watch.
     watch_epoch: watch::Sender<u64>,
-    /// Where the service proxy sends requests for (namespace, service).
-    pub(crate) service_backends: Mutex<HashMap<(String, String), String>>,
     bookmark_interval: Duration,
     /// Signs and checks service account tokens.
     issuer: TokenIssuer,
@@ -115,7 +113,6 @@ impl Shared {
             faults: Mutex::new(Vec::new()),
             latency: Mutex::new(Duration::ZERO),
             watch_epoch: watch::channel(0).0,
-            service_backends: Mutex::new(HashMap::new()),
             bookmark_interval,
             issuer: TokenIssuer::new(),
             granted: Mutex::new(BTreeSet::new()),

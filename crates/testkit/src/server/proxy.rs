@@ -2,9 +2,15 @@
 
 use super::*;
 
+/// The label that ties an EndpointSlice to its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
 /// `/api/v1/namespaces/<ns>/services/[<scheme>:]<name>[:<port>]/proxy/<path>`: forwards
-/// the request to the backend registered for the Service, as the API server's service
-/// proxy forwards to its endpoints. `None` when the path is not a service proxy path.
+/// the request to one of the Service's ready endpoints, as the API server's service proxy
+/// does. The Service's port is the one named or numbered in the path (the first one when
+/// none is given); its endpoints come from the EndpointSlices labelled
+/// `kubernetes.io/service-name: <name>` or, when there are none, from the `Endpoints`
+/// object of the same name. `None` when the path is not a service proxy path.
 pub(super) async fn service_proxy(
     shared: &Shared,
     method: &Method,
@@ -17,9 +23,11 @@ pub(super) async fn service_proxy(
     let (namespace, rest) = rest.split_once("/services/")?;
     let (service, path) = rest.split_once("/proxy")?;
     let parts: Vec<&str> = service.split(':').collect();
-    let name = match parts.as_slice() {
-        [name] | [name, _] if !matches!(*name, "http" | "https") => *name,
-        [_, name] | [_, name, _] => *name,
+    let (scheme, name, port) = match parts.as_slice() {
+        // As the API server splits it: `name`, `name:port`, `scheme:name:port`.
+        [name] => ("", *name, ""),
+        [name, port] => ("", *name, *port),
+        [scheme, name, port] => (*scheme, *name, *port),
         _ => {
             return Some(error_response(&ApiError::bad_request(format!(
                 "invalid service {service:?}"
@@ -36,42 +44,21 @@ pub(super) async fn service_proxy(
             "services \"{name}\" is forbidden: User \"testkit\" cannot {verb} resource \"services/proxy\" in API group \"\" in the namespace \"{namespace}\""
         ))));
     }
-    {
-        let store = shared.store.lock().expect("store lock");
-        let services = store
-            .registry
-            .find("", "v1", "services")
-            .cloned()
-            .expect("built in");
-        if let Err(error) = store.get(&services, namespace, name) {
-            return Some(error_response(&error));
-        }
+    if !matches!(scheme, "" | "http") {
+        return Some(error_response(&ApiError::bad_request(format!(
+            "the test server's service proxy speaks plain http to endpoints; \
+             scheme {scheme:?} in {service:?} is not supported"
+        ))));
     }
-    let backend = shared
-        .service_backends
-        .lock()
-        .expect("backends lock")
-        .get(&(namespace.to_owned(), name.to_owned()))
-        .cloned();
-    let Some(backend) = backend else {
-        return Some(json_response(
-            503,
-            &ApiError::injected(503)
-                .to_status()
-                .as_object()
-                .map(|o| {
-                    let mut o = o.clone();
-                    o.insert(
-                        "message".into(),
-                        json!(format!("no endpoints available for service \"{name}\"")),
-                    );
-                    Value::Object(o)
-                })
-                .unwrap_or_default(),
-        ));
+    let backend = {
+        let store = shared.store.lock().expect("store lock");
+        match resolve(&store, namespace, name, port) {
+            Ok(backend) => backend,
+            Err(error) => return Some(error_response(&error)),
+        }
     };
     let target = format!(
-        "{backend}{path}{}",
+        "http://{backend}{path}{}",
         uri.query().map(|q| format!("?{q}")).unwrap_or_default()
     );
     let mut request = axum::http::Request::builder()
@@ -88,12 +75,9 @@ pub(super) async fn service_proxy(
     let response = match client.request(request).await {
         Ok(response) => response,
         Err(e) => {
-            return Some(error_response(&ApiError {
-                code: 503,
-                reason: "ServiceUnavailable",
-                message: format!("error trying to reach service: {e}"),
-                details: None,
-            }));
+            return Some(error_response(&unavailable(format!(
+                "error trying to reach service: {e}"
+            ))));
         }
     };
     let (parts, incoming) = response.into_parts();
@@ -106,4 +90,131 @@ pub(super) async fn service_proxy(
         out = out.header(header::CONTENT_TYPE, content_type);
     }
     out.body(Body::from(bytes)).ok()
+}
+
+fn unavailable(message: String) -> ApiError {
+    ApiError {
+        code: 503,
+        reason: "ServiceUnavailable",
+        message,
+        details: None,
+    }
+}
+
+/// `ip:port` of the first ready endpoint of Service `namespace/name` on its port `port`
+/// (a name or a number; empty: the first port).
+fn resolve(store: &Store, namespace: &str, name: &str, port: &str) -> Result<String, ApiError> {
+    let builtin = |group: &str, version: &str, plural: &str| {
+        store
+            .registry
+            .find(group, version, plural)
+            .cloned()
+            .expect("built in")
+    };
+    let service = store.get(&builtin("", "v1", "services"), namespace, name)?;
+    let ports = service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let service_port = ports
+        .iter()
+        .find(|p| {
+            port.is_empty()
+                || p.get("name").and_then(Value::as_str) == Some(port)
+                || p.get("port").and_then(Value::as_u64).map(|n| n.to_string()) == Some(port.into())
+        })
+        .ok_or_else(|| {
+            unavailable(format!(
+                "no service port {port:?} found for service {name:?}"
+            ))
+        })?;
+    let port_name = service_port
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let named = |p: &Value| p.get("name").and_then(Value::as_str).unwrap_or_default() == port_name;
+    let number = |p: &Value| p.get("port").and_then(Value::as_u64);
+
+    let selector =
+        LabelSelector::parse(&format!("{SERVICE_NAME_LABEL}={name}")).expect("a valid selector");
+    let slices = store.list(
+        &builtin("discovery.k8s.io", "v1", "endpointslices"),
+        Some(namespace),
+        &selector,
+        &FieldSelector::default(),
+        None,
+        None,
+    )?;
+    let mut candidates = Vec::new();
+    for slice in &slices.items {
+        let slice = &slice.object;
+        let Some(port) = slice
+            .pointer("/ports")
+            .and_then(Value::as_array)
+            .and_then(|ports| ports.iter().find(|p| named(p)))
+            .and_then(number)
+        else {
+            continue;
+        };
+        for endpoint in slice
+            .pointer("/endpoints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            // An unset `ready` counts as ready, as the API documents.
+            if endpoint.pointer("/conditions/ready") == Some(&Value::Bool(false)) {
+                continue;
+            }
+            if let Some(ip) = endpoint.pointer("/addresses/0").and_then(Value::as_str) {
+                candidates.push(host_port(ip, port));
+            }
+        }
+    }
+    if slices.items.is_empty() {
+        // No EndpointSlices: the legacy Endpoints object of the Service's name.
+        let endpoints = store
+            .get(&builtin("", "v1", "endpoints"), namespace, name)
+            .ok();
+        for subset in endpoints
+            .as_deref()
+            .and_then(|e| e.pointer("/subsets"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(port) = subset
+                .pointer("/ports")
+                .and_then(Value::as_array)
+                .and_then(|ports| ports.iter().find(|p| named(p)))
+                .and_then(number)
+            else {
+                continue;
+            };
+            for address in subset
+                .pointer("/addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(ip) = address.get("ip").and_then(Value::as_str) {
+                    candidates.push(host_port(ip, port));
+                }
+            }
+        }
+    }
+    candidates
+        .into_iter()
+        .next()
+        .ok_or_else(|| unavailable(format!("no endpoints available for service {name:?}")))
+}
+
+/// `ip:port`, with an IPv6 address in brackets.
+fn host_port(ip: &str, port: u64) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
 }
