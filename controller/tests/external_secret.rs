@@ -411,30 +411,7 @@ async fn kubernetes_auth_goes_through_token_review() {
 async fn jwt_auth_with_a_service_account_token() {
     let Some(bao) = bao().await else { return };
     let cluster = Cluster::start().await;
-    let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), NS);
-    apply(
-        &accounts,
-        json!({"metadata": {"name": "vault-jwt", "namespace": NS}}),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("issuer.pem");
-    std::fs::write(&key, cluster.server.service_account_public_key_pem()).unwrap();
-    bao.bao(&["auth", "enable", "jwt"]);
-    bao.bao(&[
-        "write",
-        "auth/jwt/config",
-        &format!("jwt_validation_pubkeys=@{}", key.display()),
-    ]);
-    bao.bao(&[
-        "write",
-        "auth/jwt/role/app",
-        "role_type=jwt",
-        "bound_audiences=vault",
-        "user_claim=sub",
-        &format!("bound_subject=system:serviceaccount:{NS}:vault-jwt"),
-        "token_policies=read-app",
-    ]);
+    vault_jwt_role(&cluster, &bao).await;
     store(
         &cluster,
         "vault",

@@ -202,8 +202,8 @@ async fn every_grant_used_with(sops_secrets: bool, external_secrets: bool) {
     let restricted = restricted_client(&cluster, rules.clone()).await;
     let controller = controller_with(restricted, "rbac", &flags).await;
     rbac_scenario::sealed_secrets(&cluster, &controller).await;
-    if let Some(sops) = &sops {
-        rbac_scenario::sops_secrets(&cluster, &controller, sops).await;
+    if sops.is_some() {
+        rbac_scenario::sops_secrets(&cluster, &controller).await;
     }
     if let Some(bao) = &bao {
         rbac_scenario::external_secrets(&cluster, bao).await;

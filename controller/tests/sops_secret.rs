@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{CONTROLLER_NS, Cluster, NS, metric, metrics};
+use common::{CONTROLLER_NS, Cluster, NS, metric, metrics, sops};
 use gitseal_api::SopsSecret;
 use gitseal_controller::Running;
 use gitseal_testkit::wait_for;
@@ -52,28 +49,6 @@ spec:
         password: s3cr3t-sorted
         username: admin
 ";
-
-/// Runs the real sops in `dir` (no `.sops.yaml` above it) with `args` on `plain` written
-/// as `name`; returns the encrypted manifest as JSON.
-fn sops(dir: &Path, name: &str, plain: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let bin = gitseal_tests::tool("sops", "GITSEAL_SOPS").expect("sops present (checked)");
-    std::fs::write(dir.join(name), plain).unwrap();
-    let output = Command::new(bin)
-        .current_dir(dir)
-        .args(["encrypt", "--input-type", "yaml", "--output-type", "json"])
-        .args(args)
-        .arg(name)
-        .envs(env.iter().copied())
-        .env("SOPS_AGE_KEY_FILE", "/nonexistent")
-        .output()
-        .expect("run sops");
-    assert!(
-        output.status.success(),
-        "sops failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 fn sops_secrets(cluster: &Cluster) -> Api<SopsSecret> {
     Api::namespaced(cluster.client.clone(), NS)

@@ -266,3 +266,59 @@ pub async fn service_account_token(cluster: &Cluster, namespace: &str, name: &st
         .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"));
     answer.status.expect("a TokenRequest status").token
 }
+
+/// Runs the real sops in `dir` (no `.sops.yaml` above it) with `args` on `plain` written
+/// as `name`; returns the encrypted manifest as JSON.
+pub fn sops(
+    dir: &std::path::Path,
+    name: &str,
+    plain: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Value {
+    let bin = gitseal_tests::tool("sops", "GITSEAL_SOPS").expect("sops present (checked)");
+    std::fs::write(dir.join(name), plain).unwrap();
+    let output = std::process::Command::new(bin)
+        .current_dir(dir)
+        .args(["encrypt", "--input-type", "yaml", "--output-type", "json"])
+        .args(args)
+        .arg(name)
+        .envs(env.iter().copied())
+        .env("SOPS_AGE_KEY_FILE", "/nonexistent")
+        .output()
+        .expect("run sops");
+    assert!(
+        output.status.success(),
+        "sops failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// OpenBao's JWT auth for the service account `vault-jwt` of [`NS`] (created here): the
+/// role `app` with the policy `read-app`, tokens checked with the test server's issuer key.
+pub async fn vault_jwt_role(cluster: &Cluster, bao: &gitseal_testkit::openbao::OpenBao) {
+    create_object(
+        &Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(cluster.client.clone(), NS),
+        json!({"metadata": {"name": "vault-jwt", "namespace": NS}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("issuer.pem");
+    std::fs::write(&key, cluster.server.service_account_public_key_pem()).unwrap();
+    bao.bao(&["auth", "enable", "jwt"]);
+    bao.bao(&[
+        "write",
+        "auth/jwt/config",
+        &format!("jwt_validation_pubkeys=@{}", key.display()),
+    ]);
+    bao.bao(&[
+        "write",
+        "auth/jwt/role/app",
+        "role_type=jwt",
+        "bound_audiences=vault",
+        "user_claim=sub",
+        &format!("bound_subject=system:serviceaccount:{NS}:vault-jwt"),
+        "token_policies=read-app",
+    ]);
+}

@@ -13,7 +13,7 @@ use gitseal_api::{
 use gitseal_controller::Running;
 use gitseal_testkit::openbao::OpenBao;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
@@ -57,33 +57,19 @@ fn sops_manifest(templates: &[(&str, &str)]) -> String {
 }
 
 /// Encrypts `plain` with the real sops to the age `recipient`, as JSON.
-fn encrypt(sops: &Path, dir: &Path, plain: &str, recipient: &str) -> Value {
-    let file = dir.join("app.yaml");
-    std::fs::write(&file, plain).unwrap();
-    let output = std::process::Command::new(sops)
-        .current_dir(dir)
-        .args(["encrypt", "--input-type", "yaml", "--output-type", "json"])
-        .args([
-            "--age",
-            recipient,
-            "--encrypted-regex",
-            "^(data|stringData)$",
-        ])
-        .arg(&file)
-        .env("SOPS_AGE_KEY_FILE", "/nonexistent")
-        .output()
-        .expect("run sops");
-    assert!(
-        output.status.success(),
-        "sops failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+fn encrypt(dir: &Path, plain: &str, recipient: &str) -> Value {
+    let regex = [
+        "--age",
+        recipient,
+        "--encrypted-regex",
+        "^(data|stringData)$",
+    ];
+    sops(dir, "app.yaml", plain, &regex, &[])
 }
 
 /// SopsSecrets: decrypted with the controller's age key into two Secrets; a new version
 /// with one template fewer updates one and deletes the other.
-pub async fn sops_secrets(cluster: &Cluster, controller: &Running, sops: &Path) {
+pub async fn sops_secrets(cluster: &Cluster, controller: &Running) {
     let url = format!("http://{}/v1/age-recipient", controller.api_addr);
     let recipient = wait_for("the age recipient", || async {
         let response = reqwest::get(&url).await.ok()?;
@@ -94,11 +80,10 @@ pub async fn sops_secrets(cluster: &Cluster, controller: &Running, sops: &Path) 
     let dir = tempfile::tempdir().unwrap();
     let first = sops_manifest(&[("sops-api", "s3cr3t-api"), ("sops-db", "s3cr3t-db")]);
     let api: Api<SopsSecret> = Api::namespaced(cluster.client.clone(), NS);
-    create_object(&api, encrypt(sops, dir.path(), &first, &recipient)).await;
+    create_object(&api, encrypt(dir.path(), &first, &recipient)).await;
     secret_with(cluster, "sops-api", "password", "s3cr3t-api").await;
     secret_with(cluster, "sops-db", "password", "s3cr3t-db").await;
     let second = encrypt(
-        sops,
         dir.path(),
         &sops_manifest(&[("sops-db", "rotated-db")]),
         &recipient,
@@ -201,29 +186,7 @@ where
 pub async fn external_secrets(cluster: &Cluster, bao: &OpenBao) {
     let client = cluster.client.clone();
     // JWT auth with a token of the service account `vault-jwt`.
-    create_object(
-        &Api::<ServiceAccount>::namespaced(client.clone(), NS),
-        json!({"metadata": {"name": "vault-jwt", "namespace": NS}}),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("issuer.pem");
-    std::fs::write(&key, cluster.server.service_account_public_key_pem()).unwrap();
-    bao.bao(&["auth", "enable", "jwt"]);
-    bao.bao(&[
-        "write",
-        "auth/jwt/config",
-        &format!("jwt_validation_pubkeys=@{}", key.display()),
-    ]);
-    bao.bao(&[
-        "write",
-        "auth/jwt/role/app",
-        "role_type=jwt",
-        "bound_audiences=vault",
-        "user_claim=sub",
-        &format!("bound_subject=system:serviceaccount:{NS}:vault-jwt"),
-        "token_policies=read-app",
-    ]);
+    vault_jwt_role(cluster, bao).await;
     create_object(
         &Api::<SecretStore>::namespaced(client.clone(), NS),
         json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
