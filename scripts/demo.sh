@@ -292,4 +292,7 @@ printf 'password after rotation: '
 kubectl get secret db-from-vault -n demo -o jsonpath='{.data.password}' | base64 -d
 printf '\n'
 
+step "the three Secrets gitseal-controller made (from a SealedSecret, a SopsSecret, an ExternalSecret)"
+kubectl get secret db app-credentials db-from-vault -n demo
+
 step "demo complete: sealed with gitseal kubeseal through the service proxy and unsealed by gitseal-controller; a SopsSecret decrypted in the cluster; synced from OpenBao and rotated"

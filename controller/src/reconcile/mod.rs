@@ -209,7 +209,7 @@ pub fn controller_for<K: Reconciled>(
     label_selector: &str,
     on_delete: impl Fn(&PartialObjectMeta<K>) + Send + Sync + 'static,
 ) -> Controller<PartialObjectMeta<K>> {
-    let mut config = watcher::Config::default().page_size(LIST_PAGE);
+    let mut config = watcher::Config::default();
     if !label_selector.is_empty() {
         config = config.labels(label_selector);
     }
@@ -259,7 +259,7 @@ pub fn controller_for<K: Reconciled>(
     if let Some(secrets) = secrets {
         // Events of the reconcilers' own writes trigger nothing (see `secret::Echoes`).
         let echoes = ctx.clone();
-        let owned = watcher(secrets, config)
+        let owned = watcher(secrets, config.page_size(SECRET_LIST_PAGE))
             .default_backoff()
             .try_filter(move |event| {
                 std::future::ready(!echoes.echoes.is_echo(&K::kind(&()), event))
@@ -269,6 +269,13 @@ pub fn controller_for<K: Reconciled>(
     }
     controller
 }
+
+/// Secrets per page of the owned-Secret watches' lists (kube's default: 500). Each lists
+/// every Secret of the namespace (or cluster) with its managedFields, parsed a page at a
+/// time, and each connection keeps a read buffer as large as the largest page it read.
+/// The watched kinds keep 500: a new object is seen only once its kind's list is done, and
+/// more pages delay that under load (docs/benchmarks.md, "SopsSecrets at scale").
+const SECRET_LIST_PAGE: u32 = 250;
 
 /// Reconciles at once per kind (`--workers`, 0: four per CPU).
 pub fn workers(config: &Config) -> usize {
@@ -323,10 +330,6 @@ fn spec_or_annotations_changed<K: Resource>(
     old.meta().generation != new.meta().generation
         || old.meta().annotations != new.meta().annotations
 }
-
-/// Objects per page of the watches' lists: every response is read into a buffer its
-/// connection keeps, so smaller pages (metadata only, ~100 KiB) keep those small.
-const LIST_PAGE: u32 = 100;
 
 /// What to do after a failed reconcile of any kind (see [`retry_action`]); counts the
 /// failure against the object (kind, namespace, name).
