@@ -321,14 +321,16 @@ pub async fn drive<K, F, Fut>(
 /// How long in-flight reconciles may run on after a stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Reconcile on spec changes (generation) and on annotation changes (they set the scope);
-/// status writes and other metadata changes are ignored, as upstream.
+/// Reconcile on spec changes (generation) and on annotation changes (they set the scope),
+/// and when the name now stands for another object (deleted and created again while the
+/// watch was down); status writes and other metadata changes are ignored, as upstream.
 fn spec_or_annotations_changed<K: Resource>(
     old: &PartialObjectMeta<K>,
     new: &PartialObjectMeta<K>,
 ) -> bool {
     old.meta().generation != new.meta().generation
         || old.meta().annotations != new.meta().annotations
+        || old.meta().uid != new.meta().uid
 }
 
 /// What to do after a failed reconcile of any kind (see [`retry_action`]); counts the
@@ -406,6 +408,33 @@ mod tests {
         assert_eq!(
             retry_action(&provider, 1, u32::MAX),
             Action::requeue(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn only_spec_annotation_and_identity_changes_trigger() {
+        use kube::core::ObjectMeta;
+        use kube::core::PartialObjectMetaExt;
+        let object = |generation: i64, annotation: &str, uid: &str, rv: &str| {
+            ObjectMeta {
+                name: Some("db".into()),
+                namespace: Some("prod".into()),
+                generation: Some(generation),
+                annotations: Some([("a".to_owned(), annotation.to_owned())].into()),
+                uid: Some(uid.into()),
+                resource_version: Some(rv.into()),
+                ..Default::default()
+            }
+            .into_response_partial::<gitseal_api::SealedSecret>()
+        };
+        let old = object(1, "x", "u1", "10");
+        let changed = |new| spec_or_annotations_changed(&old, &new);
+        assert!(!changed(object(1, "x", "u1", "11")), "a status write");
+        assert!(changed(object(2, "x", "u1", "11")), "a spec change");
+        assert!(changed(object(1, "y", "u1", "11")), "an annotation change");
+        assert!(
+            changed(object(1, "x", "u2", "11")),
+            "deleted and created again"
         );
     }
 
