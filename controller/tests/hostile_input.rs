@@ -122,6 +122,9 @@ async fn idle_and_slow_connections_time_out_and_the_server_answers_again() {
     })
     .await;
     certificate(&controller).await;
+    // The certificate's connection holds a slot until the server has seen it close: let
+    // it go, or the flood below would find one slot fewer and one would come free later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let addr = controller.api_addr;
     let healthz = format!("http://{addr}/healthz");
 
@@ -158,7 +161,11 @@ async fn idle_and_slow_connections_time_out_and_the_server_answers_again() {
         .expect("a connection over the limit is closed at once");
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
     let busy = reqwest::get(&healthz).await.map(|r| r.status().as_u16());
-    assert!(!matches!(busy, Ok(200)), "{busy:?}");
+    // Every slot is still held only while the kept-alive connection has not idled out (a
+    // loaded machine can take that long to get here): then the request must be refused.
+    if idle_since.elapsed() < HEADERS - Duration::from_millis(300) {
+        assert!(!matches!(busy, Ok(200)), "{busy:?}");
+    }
     // The metrics listener has connections of its own.
     let metrics = reqwest::get(format!("http://{}/metrics", controller.metrics_addr))
         .await
