@@ -133,8 +133,16 @@ fn resolve(store: &Store, namespace: &str, name: &str, port: &str) -> Result<Str
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let named = |p: &Value| p.get("name").and_then(Value::as_str).unwrap_or_default() == port_name;
-    let number = |p: &Value| p.get("port").and_then(Value::as_u64);
+    // The port of an EndpointSlice or an Endpoints subset that bears the Service port's name.
+    let port_in = |holder: &Value| {
+        holder
+            .pointer("/ports")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str).unwrap_or_default() == port_name)?
+            .get("port")
+            .and_then(Value::as_u64)
+    };
 
     let selector =
         LabelSelector::parse(&format!("{SERVICE_NAME_LABEL}={name}")).expect("a valid selector");
@@ -149,12 +157,7 @@ fn resolve(store: &Store, namespace: &str, name: &str, port: &str) -> Result<Str
     let mut candidates = Vec::new();
     for slice in &slices.items {
         let slice = &slice.object;
-        let Some(port) = slice
-            .pointer("/ports")
-            .and_then(Value::as_array)
-            .and_then(|ports| ports.iter().find(|p| named(p)))
-            .and_then(number)
-        else {
+        let Some(port) = port_in(slice) else {
             continue;
         };
         for endpoint in slice
@@ -184,12 +187,7 @@ fn resolve(store: &Store, namespace: &str, name: &str, port: &str) -> Result<Str
             .into_iter()
             .flatten()
         {
-            let Some(port) = subset
-                .pointer("/ports")
-                .and_then(Value::as_array)
-                .and_then(|ports| ports.iter().find(|p| named(p)))
-                .and_then(number)
-            else {
+            let Some(port) = port_in(subset) else {
                 continue;
             };
             for address in subset
