@@ -200,6 +200,7 @@ async fn throttling_and_failures_keep_secrets_and_back_off() {
     moto.boto3("for i in range(20): sm.create_secret(Name=f'app/t{i}', SecretString='old')");
     let proxy = FaultProxy::start(moto.url()).await.unwrap();
     let cluster = Cluster::start().await;
+    let journal = cluster.server.journal("secrets");
     let running = cluster
         .controller(
             "r1",
@@ -250,6 +251,14 @@ async fn throttling_and_failures_keep_secrets_and_back_off() {
     all_hold(&cluster, "t", 20, |_| "new".into()).await;
     proxy.set(Fault::None);
     all_hold(&cluster, "t", 20, |_| "newer".into()).await;
+    // At no point was a Secret deleted or emptied by the provider's failures.
+    let is_target = |name: &str| {
+        name.strip_prefix("t-")?
+            .parse::<usize>()
+            .ok()
+            .map(|_| "value")
+    };
+    assert!(never_deleted_or_emptied(&journal, is_target) >= 60);
     running.stop().await;
 }
 

@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
+use std::process::Command;
 
 use common::*;
 use gitseal_crypto::sealed::Scope;
@@ -39,7 +37,7 @@ async fn debug_logs_hold_no_secret_values() {
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", CONTROLLER_NS)
         .env_remove("RUST_LOG");
-    let controller = Controller::spawn(command);
+    let controller = ControllerProcess::spawn(command);
     let url = format!("http://127.0.0.1:{port}/v1/cert.pem");
     let pem = wait_for("the certificate", || async {
         let response = reqwest::get(&url).await.ok()?;
@@ -230,7 +228,7 @@ async fn external_secret_debug_logs_hold_no_secret_values() {
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", CONTROLLER_NS)
         .env_remove("RUST_LOG");
-    let controller = Controller::spawn(command);
+    let controller = ControllerProcess::spawn(command);
     let apply = |object: serde_json::Value| {
         let client = cluster.client.clone();
         async move {
@@ -322,65 +320,6 @@ async fn external_secret_debug_logs_hold_no_secret_values() {
             !log.contains(&base64_of(plaintext)),
             "base64 of {plaintext} leaked into the log"
         );
-    }
-}
-
-/// The controller binary, its output read on two threads while it runs (a full pipe would
-/// block its logging); killed if the test ends before [`Controller::stop`].
-struct Controller {
-    child: Option<Child>,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
-}
-
-impl Controller {
-    fn spawn(mut command: Command) -> Self {
-        fn reader(mut pipe: impl Read + Send + 'static) -> Option<JoinHandle<Vec<u8>>> {
-            Some(std::thread::spawn(move || {
-                let mut buffer = Vec::new();
-                pipe.read_to_end(&mut buffer).ok();
-                buffer
-            }))
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the controller starts");
-        Self {
-            stdout: reader(child.stdout.take().expect("stdout piped")),
-            stderr: reader(child.stderr.take().expect("stderr piped")),
-            child: Some(child),
-        }
-    }
-
-    fn pid(&self) -> String {
-        self.child.as_ref().expect("running").id().to_string()
-    }
-
-    /// Stops the controller with SIGTERM (a graceful shutdown) and returns all it wrote.
-    fn stop(mut self) -> String {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        child.wait().unwrap();
-        let mut log = String::new();
-        for pipe in [self.stdout.take(), self.stderr.take()]
-            .into_iter()
-            .flatten()
-        {
-            log.push_str(&String::from_utf8_lossy(&pipe.join().unwrap()));
-        }
-        log
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

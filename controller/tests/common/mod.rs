@@ -322,3 +322,150 @@ pub async fn vault_jwt_role(cluster: &Cluster, bao: &gitseal_testkit::openbao::O
         "token_policies=read-app",
     ]);
 }
+
+/// The controller binary in its own process, its output read on two threads while it runs
+/// (a full pipe would block its logging); killed if the test ends before
+/// [`ControllerProcess::stop`] or [`ControllerProcess::kill`].
+pub struct ControllerProcess {
+    child: Option<std::process::Child>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    /// `http://127.0.0.1:<port>` of its HTTP API (when started by
+    /// [`ControllerProcess::start`]).
+    pub api: String,
+}
+
+impl ControllerProcess {
+    /// Runs `command` (the controller binary with its flags and environment).
+    pub fn spawn(mut command: std::process::Command) -> Self {
+        use std::io::Read;
+        fn reader(
+            mut pipe: impl Read + Send + 'static,
+        ) -> Option<std::thread::JoinHandle<Vec<u8>>> {
+            Some(std::thread::spawn(move || {
+                let mut buffer = Vec::new();
+                pipe.read_to_end(&mut buffer).ok();
+                buffer
+            }))
+        }
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the controller starts");
+        Self {
+            stdout: reader(child.stdout.take().expect("stdout piped")),
+            stderr: reader(child.stderr.take().expect("stderr piped")),
+            child: Some(child),
+            api: String::new(),
+        }
+    }
+
+    /// Starts a replica named `identity` against `cluster` (kubeconfig written into
+    /// `dir`), 2048-bit keys, its HTTP API on a free port, with `extra` flags.
+    pub fn start(cluster: &Cluster, dir: &std::path::Path, identity: &str, extra: &[&str]) -> Self {
+        let kubeconfig = dir.join("kubeconfig");
+        cluster.server.write_kubeconfig(&kubeconfig).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gitseal-controller"));
+        command
+            .args([
+                "--key-size=2048",
+                &format!("--listen-addr=127.0.0.1:{port}"),
+                "--listen-metrics-addr=127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAMESPACE", CONTROLLER_NS)
+            .env("POD_NAME", identity)
+            .env_remove("RUST_LOG");
+        let mut process = Self::spawn(command);
+        process.api = format!("http://127.0.0.1:{port}");
+        process
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> String {
+        self.child.as_ref().expect("running").id().to_string()
+    }
+
+    /// Stops the controller with SIGTERM (a graceful shutdown) and returns all it wrote.
+    pub fn stop(self) -> String {
+        self.end("-TERM")
+    }
+
+    /// Kills the controller with SIGKILL, as a node failure or the OOM killer would:
+    /// nothing is cleaned up, the Lease is not released. Returns all it wrote.
+    pub fn kill(self) -> String {
+        self.end("-KILL")
+    }
+
+    fn end(mut self, signal: &str) -> String {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        child.wait().unwrap();
+        let mut log = String::new();
+        for pipe in [self.stdout.take(), self.stderr.take()]
+            .into_iter()
+            .flatten()
+        {
+            log.push_str(&String::from_utf8_lossy(&pipe.join().unwrap()));
+        }
+        log
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A text fetched from `url` once it answers 200 (the certificate, the age recipient).
+pub async fn fetch_text(url: &str) -> String {
+    wait_for(url, || async {
+        let response = reqwest::get(url).await.ok()?;
+        response.status().is_success().then_some(())?;
+        response.text().await.ok()
+    })
+    .await
+}
+
+/// Checks the API server's change journal of Secrets: no Secret of [`NS`] for which
+/// `key_of` names a key was ever deleted, or written without that key or with it empty.
+/// Returns how many changes of those Secrets it saw.
+pub fn never_deleted_or_emptied(
+    journal: &gitseal_testkit::journal::Journal,
+    key_of: impl Fn(&str) -> Option<&'static str>,
+) -> usize {
+    let mut seen = 0;
+    for change in journal.changes().iter().filter(|c| c.namespace == NS) {
+        let Some(key) = key_of(&change.name) else {
+            continue;
+        };
+        seen += 1;
+        assert_ne!(
+            change.event_type, "DELETED",
+            "Secret {} was deleted",
+            change.name
+        );
+        let value = change.object.pointer(&format!("/data/{key}"));
+        assert!(
+            value.and_then(Value::as_str).is_some_and(|v| !v.is_empty()),
+            "Secret {} was written ({}) without `{key}`",
+            change.name,
+            change.event_type
+        );
+    }
+    seen
+}

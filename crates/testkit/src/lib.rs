@@ -20,6 +20,7 @@ mod cel_validation;
 mod error;
 pub mod fault;
 mod fields;
+pub mod journal;
 pub mod moto;
 pub mod openbao;
 mod patch;
@@ -307,6 +308,13 @@ impl TestServer {
     pub fn expire_resource_versions(&self) {
         self.shared.store.lock().expect("store lock").compact();
         self.shared.close_watches();
+    }
+
+    /// Starts recording every change to objects of `plural` (e.g. `secrets`), whatever
+    /// their group, from now on.
+    pub fn journal(&self, plural: &str) -> journal::Journal {
+        let feed = self.shared.store.lock().expect("store lock").subscribe();
+        journal::Journal::start(feed, plural)
     }
 
     /// Number of objects stored, over all resources.

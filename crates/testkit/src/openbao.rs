@@ -133,86 +133,127 @@ impl OpenBao {
             std::process::id(),
             crate::random_token()
         ));
-        std::fs::create_dir_all(&dir).expect("create the OpenBao directory");
         // A port can be taken between probing and binding; try a few.
         for _ in 0..5 {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let log = std::fs::File::create(dir.join("server.log")).expect("server log");
-            // OpenBao 2.x only enables audit devices declaratively: one file device, always.
-            let config = dir.join("config.hcl");
-            std::fs::write(
-                &config,
-                format!(
-                    "audit \"file\" \"gitseal\" {{\n  options {{\n    file_path = {:?}\n  }}\n}}\n",
-                    dir.join("audit.log").display().to_string()
-                ),
-            )
-            .expect("write the OpenBao config");
-            let mut command = Command::new(&binary);
-            command.args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={token}"),
-                &format!("-dev-listen-address={addr}"),
-                &format!("-config={}", config.display()),
-            ]);
-            if tls {
-                let certs = dir.join("tls");
-                std::fs::create_dir_all(&certs).expect("create the TLS directory");
-                command.args([
-                    "-dev-tls",
-                    &format!("-dev-tls-cert-dir={}", certs.display()),
-                ]);
-            }
-            command
-                .env("HOME", &dir)
-                .env_remove("BAO_ADDR")
-                .env_remove("VAULT_ADDR")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone log"))
-                .stderr(log);
-            #[cfg(unix)]
-            {
-                use std::os::unix::process::CommandExt;
-                command.process_group(0);
-            }
-            let child = command
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
             let mut server = OpenBao {
-                child,
+                child: Self::spawn(&binary, addr, tls, &token, &dir),
                 addr,
                 tls,
                 token: token.clone(),
                 binary: binary.clone(),
                 dir: dir.clone(),
             };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let ready = if tls {
-                    // Plain HTTP gets a 400 from a TLS listener: ask through the CLI.
-                    http_status(addr, "/").is_some()
-                        && server.ca_path().is_file()
-                        && server.bao_output(&["status"]).status.success()
-                } else {
-                    http_status(addr, "/v1/sys/seal-status") == Some(200)
-                };
-                if ready {
-                    return Some(server);
-                }
-                if server.child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if server.wait_ready() {
+                return Some(server);
             }
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let log = server.log();
             if !log.contains("address already in use") {
                 panic!("OpenBao did not start on {addr}:\n{log}");
             }
             drop(server); // kills it; the next attempt uses another port
-            std::fs::create_dir_all(&dir).expect("create the OpenBao directory");
         }
         panic!("OpenBao could not find a free port");
+    }
+
+    /// Starts `bao server -dev` on `addr` with the root token `token`, its files in `dir`.
+    fn spawn(binary: &Path, addr: SocketAddr, tls: bool, token: &str, dir: &Path) -> Child {
+        std::fs::create_dir_all(dir).expect("create the OpenBao directory");
+        let log = std::fs::File::create(dir.join("server.log")).expect("server log");
+        // OpenBao 2.x only enables audit devices declaratively: one file device, always.
+        let config = dir.join("config.hcl");
+        std::fs::write(
+            &config,
+            format!(
+                "audit \"file\" \"gitseal\" {{\n  options {{\n    file_path = {:?}\n  }}\n}}\n",
+                dir.join("audit.log").display().to_string()
+            ),
+        )
+        .expect("write the OpenBao config");
+        let mut command = Command::new(binary);
+        command.args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={token}"),
+            &format!("-dev-listen-address={addr}"),
+            &format!("-config={}", config.display()),
+        ]);
+        if tls {
+            let certs = dir.join("tls");
+            std::fs::create_dir_all(&certs).expect("create the TLS directory");
+            command.args([
+                "-dev-tls",
+                &format!("-dev-tls-cert-dir={}", certs.display()),
+            ]);
+        }
+        command
+            .env("HOME", dir)
+            .env_remove("BAO_ADDR")
+            .env_remove("VAULT_ADDR")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
+        command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()))
+    }
+
+    /// Waits (up to 30 s) until the server answers; false if it exited or never did.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = if self.tls {
+                // Plain HTTP gets a 400 from a TLS listener: ask through the CLI.
+                http_status(self.addr, "/").is_some()
+                    && self.ca_path().is_file()
+                    && self.bao_output(&["status"]).status.success()
+            } else {
+                http_status(self.addr, "/v1/sys/seal-status") == Some(200)
+            };
+            if ready {
+                return true;
+            }
+            if self.child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Kills the server (SIGKILL to its process group): every request fails until
+    /// [`OpenBao::restart`].
+    pub fn stop(&mut self) {
+        #[cfg(unix)]
+        {
+            // The whole process group, so that nothing is left behind.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the server if it runs and starts a new one on the same address with the same
+    /// root token. Dev-mode storage is in memory: what was written before is gone (and
+    /// with TLS, the CA is new).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(&self.binary, self.addr, self.tls, &self.token, &self.dir);
+        if !self.wait_ready() {
+            panic!("OpenBao did not restart on {}:\n{}", self.addr, self.log());
+        }
     }
 
     /// `127.0.0.1:<port>`.
@@ -336,17 +377,7 @@ impl OpenBao {
 
 impl Drop for OpenBao {
     fn drop(&mut self) {
-        #[cfg(unix)]
-        {
-            // The whole process group, so that nothing is left behind.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.child.id())])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

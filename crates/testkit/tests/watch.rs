@@ -275,3 +275,49 @@ async fn streaming_lists_send_initial_events_then_the_end_bookmark() {
     }
     assert_eq!(added, ["a", "b"]);
 }
+
+#[tokio::test]
+async fn the_journal_records_every_change_through_faults_and_compaction() {
+    let server = TestServer::start().await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(server.client().await, "default");
+    let cms: Api<ConfigMap> = Api::namespaced(server.client().await, "default");
+    let journal = server.journal("secrets");
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}}))
+            .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &cm("other"))
+        .await
+        .unwrap();
+    server.expire_resource_versions();
+    server.close_watches();
+    secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": null})),
+        )
+        .await
+        .unwrap();
+    secrets.delete("s", &DeleteParams::default()).await.unwrap();
+    eventually("three changes recorded", || journal.changes().len() == 3).await;
+    let changes = journal.changes();
+    let seen: Vec<(&str, &str, &str, bool)> = changes
+        .iter()
+        .map(|c| {
+            let data = c.object.get("data").is_some_and(|d| !d.is_null());
+            (c.event_type, c.namespace.as_str(), c.name.as_str(), data)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("ADDED", "default", "s", true),
+            ("MODIFIED", "default", "s", false),
+            ("DELETED", "default", "s", false),
+        ]
+    );
+}
