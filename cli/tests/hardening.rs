@@ -390,3 +390,88 @@ fn closed_pipes_end_commands_quietly() {
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
+
+/// The CLI side of the leak checks: every command at its most verbose (`--verbose`, which
+/// sops takes; gitseal logs nothing), succeeding and failing — a tampered file, the wrong
+/// key, a bad path, a failing command under `exec-env` — never writes a value to standard
+/// error, plain or base64, and only `decrypt` writes one to standard output.
+#[test]
+fn verbose_commands_and_their_failures_never_print_a_value() {
+    use base64::Engine;
+    let env = Env::new();
+    let value = "hunter2-plaintext";
+    let values = [
+        value.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(value),
+    ];
+    std::fs::write(env.path("in.yaml"), SECRET).unwrap();
+    env.encrypted("secret.enc.yaml", SECRET);
+    let encrypted = std::fs::read_to_string(env.path("secret.enc.yaml")).unwrap();
+    let tampered = encrypted.replacen("data:", "data:AA", 1);
+    std::fs::write(env.path("tampered.enc.yaml"), tampered).unwrap();
+    std::fs::write(env.path("other-keys.txt"), "").unwrap();
+    let succeed: &[&[&str]] = &[
+        &[
+            "sops",
+            "--verbose",
+            "encrypt",
+            "--age",
+            &env.recipient,
+            "in.yaml",
+        ],
+        &["sops", "--verbose", "decrypt", "secret.enc.yaml"],
+        &["sops", "--verbose", "exec-env", "secret.enc.yaml", "true"],
+        &["sops", "--verbose", "filestatus", "secret.enc.yaml"],
+        &["seal", "in.yaml", "--cert", "cert.pem"],
+        &["kubeseal", "--cert", "cert.pem", "-f", "in.yaml"],
+    ];
+    let fail: &[&[&str]] = &[
+        &["sops", "--verbose", "decrypt", "tampered.enc.yaml"],
+        &[
+            "sops",
+            "--verbose",
+            "decrypt",
+            "--extract",
+            "[\"nope\"]",
+            "secret.enc.yaml",
+        ],
+        &["sops", "--verbose", "exec-env", "secret.enc.yaml", "false"],
+        &[
+            "sops",
+            "--verbose",
+            "encrypt",
+            "--age",
+            "age1invalid",
+            "in.yaml",
+        ],
+        &["sops", "--verbose", "decrypt", "missing.yaml"],
+    ];
+    let check = |args: &[&str], output: &Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        for value in &values {
+            assert!(!stderr.contains(value.as_str()), "{args:?}: {stderr}");
+            if args[..3] != ["sops", "--verbose", "decrypt"] {
+                assert!(!stdout.contains(value.as_str()), "{args:?}: {stdout}");
+            }
+        }
+    };
+    for args in succeed {
+        let output = env.run(args);
+        assert!(output.status.success(), "{args:?}");
+        check(args, &output);
+    }
+    for args in fail {
+        let output = env.run(args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        check(args, &output);
+    }
+    // The right file with the wrong key.
+    let output = env
+        .command(&["sops", "--verbose", "decrypt", "secret.enc.yaml"])
+        .env("SOPS_AGE_KEY_FILE", env.path("other-keys.txt"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    check(&["sops", "--verbose", "decrypt-wrong-key"], &output);
+}

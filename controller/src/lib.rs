@@ -26,6 +26,7 @@ mod error;
 pub mod keyring;
 pub mod leader;
 pub mod metrics;
+pub mod process;
 pub mod reconcile;
 pub mod rollout;
 pub mod scheduler;

@@ -20,6 +20,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logging(&config)?;
+    // Before any key is read: a crash must not leave the keys in a core file.
+    gitseal_controller::process::forbid_core_dumps().context("cannot turn core dumps off")?;
     // Signal handlers before anything else: SIGTERM while starting is a clean exit, and
     // SIGUSR1 (new key) never kills a replica that is not (yet) the leader.
     let shutdown = shutdown_signal()?;

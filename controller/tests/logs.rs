@@ -1,50 +1,28 @@
-//! The controller's logs never hold a secret value: the real binary runs at debug level
-//! through a scenario (create, template, update, edit and revert, wrong scope, HTTP API, a
-//! SopsSecret decrypted and then tampered with), and its whole output is searched for
-//! every plaintext.
+//! The leak checks: the real controller binary runs at debug level through scenarios of
+//! its three reconcilers — SealedSecrets (create, template, update, edit and revert, wrong
+//! scope, new key, HTTP API), SopsSecrets (decrypted, then tampered with), ExternalSecrets
+//! from OpenBao and AWS (rotation, revoked access, deleted secrets) — and no secret value
+//! or credential, plain or base64, appears in its output, its metrics, a status or an
+//! event. It also runs without core dumps.
 
 mod common;
 
 use std::process::Command;
 
 use common::*;
+use gitseal_api::{ExternalSecret, SecretStore};
 use gitseal_crypto::sealed::Scope;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_hold_no_secret_values() {
     let cluster = Cluster::start().await;
-    let tmp = tempfile::Builder::new()
-        .prefix("gitseal-logs-")
-        .tempdir()
-        .unwrap();
-    let dir = tmp.path();
-    let kubeconfig = dir.join("kubeconfig");
-    cluster.server.write_kubeconfig(&kubeconfig).unwrap();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gitseal-controller"));
-    command
-        .args([
-            "--log-level=DEBUG",
-            "--key-size=2048",
-            &format!("--listen-addr=127.0.0.1:{port}"),
-            "--listen-metrics-addr=127.0.0.1:0",
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("POD_NAMESPACE", CONTROLLER_NS)
-        .env_remove("RUST_LOG");
-    let controller = ControllerProcess::spawn(command);
-    let url = format!("http://127.0.0.1:{port}/v1/cert.pem");
-    let pem = wait_for("the certificate", || async {
-        let response = reqwest::get(&url).await.ok()?;
-        response.status().is_success().then_some(())?;
-        response.text().await.ok()
-    })
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let controller =
+        ControllerProcess::start(&cluster, dir.path(), "replica-1", &["--log-level=DEBUG"]);
+    let pem = fetch_text(&format!("{}/v1/cert.pem", controller.api)).await;
+    no_core_dumps(&controller);
     let cert = gitseal_crypto::sealed::Certificate::from_pem(pem.as_bytes()).unwrap();
 
     let secrets = [
@@ -100,19 +78,14 @@ async fn debug_logs_hold_no_secret_values() {
         panic!("no Synced=False for `wrong`; controller output:\n{log}");
     }
     // A SopsSecret, decrypted into a Secret, then tampered with.
-    let age_url = format!("http://127.0.0.1:{port}/v1/age-recipient");
-    let recipient = wait_for("the age recipient", || async {
-        let response = reqwest::get(&age_url).await.ok()?;
-        response.status().is_success().then_some(())?;
-        Some(response.text().await.ok()?.trim().to_owned())
-    })
-    .await;
+    let recipient = fetch_text(&format!("{}/v1/age-recipient", controller.api)).await;
+    let recipient = recipient.trim();
     let plain = json!({
         "apiVersion": "isindir.github.com/v1alpha3", "kind": "SopsSecret",
         "metadata": {"name": "sops-app", "namespace": NS},
         "spec": {"secretTemplates": [{"name": "sops-app", "stringData": {"token": sops_values[0]}}]}
     });
-    let mut encrypted = gitseal_tests::sops_encrypt_json(&plain, &recipient, "Templates");
+    let mut encrypted = gitseal_tests::sops_encrypt_json(&plain, recipient, "Templates");
     let sops_api: kube::Api<gitseal_api::SopsSecret> =
         kube::Api::namespaced(cluster.client.clone(), NS);
     let object: gitseal_api::SopsSecret = serde_json::from_value(encrypted.clone()).unwrap();
@@ -138,7 +111,7 @@ async fn debug_logs_hold_no_secret_values() {
         let mut body = serde_json::to_value(body).unwrap();
         body["apiVersion"] = json!("bitnami.com/v1alpha1");
         body["kind"] = json!("SealedSecret");
-        http.post(format!("http://127.0.0.1:{port}{path}"))
+        http.post(format!("{}{path}", controller.api))
             .body(body.to_string())
             .send()
             .await
@@ -146,6 +119,7 @@ async fn debug_logs_hold_no_secret_values() {
     }
 
     // SIGTERM: graceful shutdown, then read everything it wrote.
+    let metrics = fetch_text(&controller.metrics).await;
     let log = controller.stop();
     assert!(log.contains("DEBUG"), "debug logging was on:\n{log}");
     assert!(log.contains("Secret updated"), "the scenario ran:\n{log}");
@@ -157,26 +131,29 @@ async fn debug_logs_hold_no_secret_values() {
         log.contains("DecryptionFailed"),
         "the SopsSecret ran:\n{log}"
     );
-    for plaintext in secrets
+    let values: Vec<&str> = secrets
         .iter()
         .chain(&sops_values)
         .chain(&["ZWRpdGVk", "edited"])
-    {
-        assert!(!log.contains(plaintext), "{plaintext} leaked into the log");
-        let b64 = base64_of(plaintext);
-        assert!(
-            !log.contains(&b64),
-            "base64 of {plaintext} leaked into the log"
-        );
-    }
+        .copied()
+        .collect();
+    no_values_outside_secrets(&cluster, &[("log", &log), ("metrics", &metrics)], &values).await;
 }
 
 /// The same for ExternalSecrets: the real binary at debug level syncs from a real OpenBao
-/// (token and AppRole auth, a template, a rotation, a revoked policy, a destroyed secret),
-/// and neither the values nor the credentials appear in its output.
+/// (token and AppRole auth, a template, a rotation, a revoked policy, a destroyed secret)
+/// and from AWS Secrets Manager (a local moto: static credentials, a rotation, a deleted
+/// secret), and neither the values nor the credentials appear in its output, its metrics,
+/// any status or any event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_secret_debug_logs_hold_no_secret_values() {
     let Some(bao) = tokio::task::spawn_blocking(gitseal_testkit::openbao::OpenBao::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let Some(moto) = tokio::task::spawn_blocking(gitseal_testkit::moto::Moto::start)
         .await
         .unwrap()
     else {
@@ -186,6 +163,8 @@ async fn external_secret_debug_logs_hold_no_secret_values() {
         "vault-password-31ab9e",
         "vault-user-c04f7d",
         "vault-rotated-8e2a55",
+        "aws-password-2f9c1a",
+        "aws-rotated-90d7e3",
     ];
     bao.bao_with_stdin(
         &["policy", "write", "app", "-"],
@@ -208,88 +187,88 @@ async fn external_secret_debug_logs_hold_no_secret_values() {
         "auth/approle/role/app/secret-id",
     ]);
     let token = bao.bao(&["token", "create", "-policy=app", "-field=token"]);
-    let credentials = [role_id.trim(), secret_id.trim(), token.trim()];
+    // moto takes any credentials; these stand for the real ones.
+    let aws_secret_key = "aws-secret-access-key-6c1f08";
+    let credentials = [
+        role_id.trim(),
+        secret_id.trim(),
+        token.trim(),
+        aws_secret_key,
+    ];
+    moto.boto3(&format!(
+        "sm.create_secret(Name='app/db', SecretString=json.dumps({{'password': '{}'}}))",
+        values[3]
+    ));
 
     let cluster = Cluster::start().await;
-    let tmp = tempfile::Builder::new()
-        .prefix("gitseal-logs-")
-        .tempdir()
-        .unwrap();
-    let kubeconfig = tmp.path().join("kubeconfig");
-    cluster.server.write_kubeconfig(&kubeconfig).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gitseal-controller"));
-    command
-        .args([
+    let dir = tempfile::tempdir().unwrap();
+    let controller = ControllerProcess::start(
+        &cluster,
+        dir.path(),
+        "replica-1",
+        &[
             "--log-level=DEBUG",
-            "--key-size=2048",
-            "--listen-addr=127.0.0.1:0",
-            "--listen-metrics-addr=127.0.0.1:0",
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("POD_NAMESPACE", CONTROLLER_NS)
-        .env_remove("RUST_LOG");
-    let controller = ControllerProcess::spawn(command);
-    let apply = |object: serde_json::Value| {
-        let client = cluster.client.clone();
-        async move {
-            let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
-                client,
-                NS,
-                &kube::discovery::ApiResource::from_gvk_with_plural(
-                    &kube::api::GroupVersionKind::gvk(
-                        object["apiVersion"]
-                            .as_str()
-                            .unwrap()
-                            .split('/')
-                            .next()
-                            .unwrap(),
-                        "v1",
-                        object["kind"].as_str().unwrap(),
-                    ),
-                    &format!("{}s", object["kind"].as_str().unwrap().to_lowercase()),
-                ),
-            );
-            let object: kube::api::DynamicObject = serde_json::from_value(object).unwrap();
-            api.create(&Default::default(), &object).await.unwrap();
-        }
-    };
-    let secrets = cluster.secrets(NS);
-    let mut approle = k8s_openapi::api::core::v1::Secret::default();
-    approle.metadata.name = Some("approle".into());
-    approle.string_data = Some([("secret-id".to_owned(), credentials[1].to_owned())].into());
-    secrets.create(&Default::default(), &approle).await.unwrap();
-    let mut token_secret = k8s_openapi::api::core::v1::Secret::default();
-    token_secret.metadata.name = Some("token".into());
-    token_secret.string_data = Some([("token".to_owned(), credentials[2].to_owned())].into());
-    secrets
-        .create(&Default::default(), &token_secret)
-        .await
-        .unwrap();
-    for (name, auth) in [
+            &format!("--aws-endpoint-url={}", moto.url()),
+        ],
+    );
+    no_core_dumps(&controller);
+    for (name, key, value) in [
+        ("approle", "secret-id", credentials[1]),
+        ("token", "token", credentials[2]),
+        ("aws", "secret", credentials[3]),
+    ] {
+        create_object(
+            &cluster.secrets(NS),
+            json!({"metadata": {"name": name, "namespace": NS},
+                   "stringData": {key: value, "id": "AKIAEXAMPLE"}}),
+        )
+        .await;
+    }
+    let stores: Api<SecretStore> = Api::namespaced(cluster.client.clone(), NS);
+    for (name, provider) in [
         (
             "approle",
-            json!({"appRole": {"roleId": credentials[0], "secretRef": {"name": "approle", "key": "secret-id"}}}),
+            json!({"vault": {"server": bao.url(), "path": "secret", "auth": {"appRole": {
+                "roleId": credentials[0], "secretRef": {"name": "approle", "key": "secret-id"}}}}}),
         ),
         (
             "token",
-            json!({"tokenSecretRef": {"name": "token", "key": "token"}}),
+            json!({"vault": {"server": bao.url(), "path": "secret", "auth": {
+                "tokenSecretRef": {"name": "token", "key": "token"}}}}),
+        ),
+        (
+            "aws",
+            json!({"aws": {"service": "SecretsManager", "region": "us-east-1", "auth": {"secretRef": {
+                "accessKeyIDSecretRef": {"name": "aws", "key": "id"},
+                "secretAccessKeySecretRef": {"name": "aws", "key": "secret"}}}}}),
         ),
     ] {
-        apply(json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"provider": {"vault": {"server": bao.url(), "path": "secret", "auth": auth}}}}))
+        create_object(
+            &stores,
+            json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+                "metadata": {"name": name, "namespace": NS}, "spec": {"provider": provider}}),
+        )
         .await;
     }
-    for (name, store) in [("app", "approle"), ("tokened", "token")] {
-        apply(json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"refreshInterval": "1s", "secretStoreRef": {"name": store},
-                "target": {"template": {"data": {"dsn": "{{ .user }}:{{ .password }}"}, "mergePolicy": "Merge"}},
-                "dataFrom": [{"extract": {"key": "app/db"}}]}}))
+    let externals: Api<ExternalSecret> = Api::namespaced(cluster.client.clone(), NS);
+    for (name, store, dsn) in [
+        ("app", "approle", "{{ .user }}:{{ .password }}"),
+        ("tokened", "token", "{{ .user }}:{{ .password }}"),
+        ("aws-app", "aws", "db:{{ .password }}"),
+    ] {
+        create_object(
+            &externals,
+            json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"refreshInterval": "1s", "secretStoreRef": {"name": store},
+                    "target": {"template": {"data": {"dsn": dsn}, "mergePolicy": "Merge"}},
+                    "dataFrom": [{"extract": {"key": "app/db"}}]}}),
+        )
         .await;
     }
     secret_with(&cluster, "app", "password", values[0]).await;
     secret_with(&cluster, "tokened", "password", values[0]).await;
+    secret_with(&cluster, "aws-app", "password", values[3]).await;
     bao.bao(&[
         "kv",
         "put",
@@ -297,16 +276,23 @@ async fn external_secret_debug_logs_hold_no_secret_values() {
         &format!("password={}", values[2]),
         &format!("user={}", values[1]),
     ]);
+    moto.boto3(&format!(
+        "sm.put_secret_value(SecretId='app/db', SecretString=json.dumps({{'password': '{}'}}))",
+        values[4]
+    ));
     secret_with(&cluster, "app", "password", values[2]).await;
+    secret_with(&cluster, "aws-app", "password", values[4]).await;
     // Revoked, then destroyed: failures are logged, values are not.
     bao.bao_with_stdin(
         &["policy", "write", "app", "-"],
         br#"path "x" { capabilities = ["read"] }"#,
     );
+    moto.boto3("sm.delete_secret(SecretId='app/db', ForceDeleteWithoutRecovery=True)");
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     bao.bao(&["kv", "metadata", "delete", "secret/app/db"]);
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
 
+    let metrics = fetch_text(&controller.metrics).await;
     let log = controller.stop();
     assert!(log.contains("DEBUG"), "debug logging was on:\n{log}");
     assert!(log.contains("Secret updated"), "the scenario ran:\n{log}");
@@ -314,12 +300,79 @@ async fn external_secret_debug_logs_hold_no_secret_values() {
         log.contains("could not get secret data") || log.contains("permission denied"),
         "the failure was logged:\n{log}"
     );
-    for plaintext in values.iter().chain(&credentials) {
-        assert!(!log.contains(plaintext), "{plaintext} leaked into the log");
-        assert!(
-            !log.contains(&base64_of(plaintext)),
-            "base64 of {plaintext} leaked into the log"
-        );
+    let leaks: Vec<&str> = values.iter().chain(&credentials).copied().collect();
+    no_values_outside_secrets(&cluster, &[("log", &log), ("metrics", &metrics)], &leaks).await;
+}
+
+/// The controller runs without core dumps: its core-file limit is zero (`/proc/<pid>/limits`).
+fn no_core_dumps(controller: &ControllerProcess) {
+    let limits = wait_for_limits(&controller.pid());
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("a core file limit");
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(&fields[4..6], ["0", "0"], "{core}");
+}
+
+/// `/proc/<pid>/limits` once the hard core-file limit is zero (the process sets it right
+/// after parsing its flags; the soft limit is often zero already).
+fn wait_for_limits(pid: &str) -> String {
+    for _ in 0..200 {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        if limits.lines().any(|l| {
+            l.starts_with("Max core file size") && l.split_whitespace().nth(5) == Some("0")
+        }) {
+            return limits;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap()
+}
+
+/// Neither a value nor its base64 appears in `texts` (name, text), in any status of a
+/// SealedSecret, SopsSecret or ExternalSecret, or in any event.
+async fn no_values_outside_secrets(cluster: &Cluster, texts: &[(&str, &str)], values: &[&str]) {
+    /// The statuses of every object of a kind, as JSON.
+    async fn statuses<K>(cluster: &Cluster, status: impl Fn(&K) -> String) -> String
+    where
+        K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::all(cluster.client.clone());
+        let items = api.list(&Default::default()).await.unwrap().items;
+        items.iter().map(status).collect()
+    }
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(cluster.client.clone());
+    let events =
+        serde_json::to_string(&events.list(&Default::default()).await.unwrap().items).unwrap();
+    let statuses = [
+        statuses(cluster, |o: &gitseal_api::SealedSecret| {
+            serde_json::to_string(&o.status).unwrap()
+        })
+        .await,
+        statuses(cluster, |o: &gitseal_api::SopsSecret| {
+            serde_json::to_string(&o.status).unwrap()
+        })
+        .await,
+        statuses(cluster, |o: &ExternalSecret| {
+            serde_json::to_string(&o.status).unwrap()
+        })
+        .await,
+    ]
+    .concat();
+    let mut places = vec![("events", events.as_str()), ("statuses", statuses.as_str())];
+    places.extend_from_slice(texts);
+    for value in values {
+        for (place, text) in &places {
+            assert!(!text.contains(value), "{value} leaked into the {place}");
+            assert!(
+                !text.contains(&base64_of(value)),
+                "base64 of {value} leaked into the {place}"
+            );
+        }
     }
 }
 

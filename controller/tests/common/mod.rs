@@ -333,6 +333,8 @@ pub struct ControllerProcess {
     /// `http://127.0.0.1:<port>` of its HTTP API (when started by
     /// [`ControllerProcess::start`]).
     pub api: String,
+    /// `http://127.0.0.1:<port>/metrics` (when started by [`ControllerProcess::start`]).
+    pub metrics: String,
 }
 
 impl ControllerProcess {
@@ -358,6 +360,7 @@ impl ControllerProcess {
             stderr: reader(child.stderr.take().expect("stderr piped")),
             child: Some(child),
             api: String::new(),
+            metrics: String::new(),
         }
     }
 
@@ -366,16 +369,19 @@ impl ControllerProcess {
     pub fn start(cluster: &Cluster, dir: &std::path::Path, identity: &str, extra: &[&str]) -> Self {
         let kubeconfig = dir.join("kubeconfig");
         cluster.server.write_kubeconfig(&kubeconfig).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port()
+        };
+        let (port, metrics_port) = (free_port(), free_port());
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gitseal-controller"));
         command
             .args([
                 "--key-size=2048",
                 &format!("--listen-addr=127.0.0.1:{port}"),
-                "--listen-metrics-addr=127.0.0.1:0",
+                &format!("--listen-metrics-addr=127.0.0.1:{metrics_port}"),
             ])
             .args(extra)
             .env("KUBECONFIG", &kubeconfig)
@@ -384,6 +390,7 @@ impl ControllerProcess {
             .env_remove("RUST_LOG");
         let mut process = Self::spawn(command);
         process.api = format!("http://127.0.0.1:{port}");
+        process.metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
         process
     }
 
