@@ -35,6 +35,8 @@ struct Workload {
     bao: OpenBao,
     /// Secret name → (kind, key, value).
     expected: BTreeMap<String, (Kind, &'static str, String)>,
+    /// The controller's certificate and age recipient, once fetched.
+    keys: Option<(gitseal_crypto::sealed::Certificate, String)>,
 }
 
 impl Workload {
@@ -60,6 +62,7 @@ impl Workload {
         Some(Self {
             bao,
             expected: BTreeMap::new(),
+            keys: None,
         })
     }
 
@@ -79,10 +82,9 @@ impl Workload {
     /// Creates `count` objects of each kind named `<prefix>-ss-<i>`, `<prefix>-sops-<i>`,
     /// `<prefix>-es-<i>` through the controller whose HTTP API is `api`.
     async fn create(&mut self, cluster: &Cluster, api: &str, prefix: &str, count: usize) {
-        let cert = fetch_text(&format!("{api}/v1/cert.pem")).await;
-        let cert = gitseal_crypto::sealed::Certificate::from_pem(cert.as_bytes()).unwrap();
-        let recipient = fetch_text(&format!("{api}/v1/age-recipient")).await;
-        let recipient = recipient.trim();
+        self.fetch_keys(api).await;
+        let (cert, recipient) = self.keys.clone().unwrap();
+        let recipient = recipient.as_str();
         let names: Vec<String> = (0..count).map(|i| format!("{prefix}-es-{i}")).collect();
         let mut vault_names: Vec<String> = self
             .expected
@@ -126,6 +128,17 @@ impl Workload {
                 es_name.clone(),
                 (Kind::External, "value", format!("v1-{es_name}")),
             );
+        }
+    }
+
+    /// Fetches the controller's certificate and age recipient from its HTTP API `api`,
+    /// unless fetched before.
+    async fn fetch_keys(&mut self, api: &str) {
+        if self.keys.is_none() {
+            let cert = fetch_text(&format!("{api}/v1/cert.pem")).await;
+            let cert = gitseal_crypto::sealed::Certificate::from_pem(cert.as_bytes()).unwrap();
+            let recipient = fetch_text(&format!("{api}/v1/age-recipient")).await;
+            self.keys = Some((cert, recipient.trim().to_owned()));
         }
     }
 
@@ -300,11 +313,13 @@ async fn controller_killed_mid_reconcile_and_restarted_converges() {
     let dir = tempfile::tempdir().unwrap();
     let lease = ["--leader-election-duration=2s"];
     let first = ControllerProcess::start(&cluster, dir.path(), "first", &lease);
-    // Slow requests, so that the kill lands while objects are being reconciled.
-    fetch_text(&format!("{}/v1/cert.pem", first.api)).await;
-    fetch_text(&format!("{}/v1/age-recipient", first.api)).await;
-    cluster.server.set_latency(Duration::from_millis(40));
+    workload.fetch_keys(&first.api).await;
+    // Paused while the objects are made, then slowed down, so that the kill lands while
+    // they are being reconciled.
+    first.signal("-STOP");
     workload.create(&cluster, &first.api, "a", 10).await;
+    cluster.server.set_latency(Duration::from_millis(50));
+    first.signal("-CONT");
     wait_for("some Secrets written", || async {
         (existing(&cluster, &workload).await >= 3).then_some(())
     })

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use gitseal_api::{ExternalSecret, SecretStore};
 use gitseal_crypto::sealed::Scope;
@@ -41,10 +39,7 @@ async fn debug_logs_hold_no_secret_values() {
     cluster.create(object).await;
     secret_with(&cluster, "app", "password", secrets[0]).await;
     // SIGUSR1: the leader makes a new key and the process lives on.
-    Command::new("kill")
-        .args(["-USR1", &controller.pid()])
-        .status()
-        .unwrap();
+    controller.signal("-USR1");
     let items = sealed_items(
         &cert,
         Scope::Strict,

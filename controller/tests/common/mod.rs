@@ -399,6 +399,15 @@ impl ControllerProcess {
         self.child.as_ref().expect("running").id().to_string()
     }
 
+    /// Sends `signal` (e.g. `-STOP`, `-CONT`, `-USR1`).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+
     /// Stops the controller with SIGTERM (a graceful shutdown) and returns all it wrote.
     pub fn stop(self) -> String {
         self.end("-TERM")
