@@ -348,11 +348,8 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
     result.new_latency = median(&new);
     result.refresh_calls = calls(&scrape(&metrics).await);
     result.refresh_rss = stop(child);
-    result.restart_api = calls_per_object(
-        &requests,
-        &server.requests(),
-        objects + sealed + sops + NEW,
-    );
+    result.restart_api =
+        calls_per_object(&requests, &server.requests(), objects + sealed + sops + NEW);
     println!(
         "restart (metrics up after {up:.1} s): {objects} ExternalSecrets refreshed in {:.1} s; \
          provider calls: GetSecretValue {}, BatchGetSecretValue {}; new ExternalSecrets synced \

@@ -18,12 +18,12 @@ use common::{
     calls_per_object, metric, namespace, scrape, sealed_secrets, show_calls, start_controller,
     stop, wait_until,
 };
-use serde_json::json;
 use gitseal_api::sealed_secret_crd;
 use gitseal_testkit::TestServer;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
+use serde_json::json;
 
 const NS: &str = "bench";
 
