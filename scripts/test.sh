@@ -193,36 +193,43 @@ require_kpt() {
   fi
 }
 
-install_age
-install_python_oracles
-install_moto
-install_openbao
-install_validators
-install_helm
-install_cargo_deny
-require_kubectl
-require_kpt
-export GITSEAL_AGE="$(command -v age)"
-# A missing tool fails the run instead of skipping its tests.
-export GITSEAL_REQUIRE_TOOLS=1
+# Everything, when run (scripts/bench.sh sources this file for the installers above).
+main() {
+  install_age
+  install_python_oracles
+  install_moto
+  install_openbao
+  install_validators
+  install_helm
+  install_cargo_deny
+  require_kubectl
+  require_kpt
+  export GITSEAL_AGE="$(command -v age)"
+  # A missing tool fails the run instead of skipping its tests.
+  export GITSEAL_REQUIRE_TOOLS=1
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+  step "cargo clippy (all targets, warnings are errors)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo deny: licenses, bans, sources (offline)"
-cargo fetch --locked -q
-"$CARGO_DENY" deny --offline check licenses bans sources
+  step "cargo deny: licenses, bans, sources (offline)"
+  cargo fetch --locked -q
+  "$CARGO_DENY" deny --offline check licenses bans sources
 
-step "cargo test"
-log="$ROOT/target/test-output.log"
-cargo test --workspace --locked 2>&1 | tee "$log"
+  step "cargo test"
+  log="$ROOT/target/test-output.log"
+  cargo test --workspace --locked 2>&1 | tee "$log"
 
-step "cargo doc"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+  step "cargo doc"
+  RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-step "all checks passed"
-# One closing line for the whole run, summed over every test binary and doc-test run.
-awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+  step "all checks passed"
+  # One closing line for the whole run, summed over every test binary and doc-test run.
+  awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

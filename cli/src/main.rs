@@ -49,6 +49,27 @@ impl<W: Write> Write for Stdout<W> {
     }
 }
 
+/// The drop-in command lines, parsed alone: a one-shot `sops decrypt` or `kubeseal` is a
+/// few milliseconds, and building gitseal's whole command tree would be a tenth of them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Kubeseal,
+    Sops,
+    Ksops,
+    Gitseal,
+}
+
+impl Mode {
+    fn of(name: &str) -> Option<Mode> {
+        match name {
+            "kubeseal" => Some(Mode::Kubeseal),
+            "sops" => Some(Mode::Sops),
+            "ksops" => Some(Mode::Ksops),
+            _ => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let invoked_as = args
@@ -56,36 +77,37 @@ fn main() -> ExitCode {
         .map(std::path::Path::new)
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    // `gitseal kubeseal ...` is parsed as the drop-in is, without building the whole command
-    // tree: a one-shot seal is a few milliseconds, and that tree would be a tenth of them.
-    let kubeseal = invoked_as == "kubeseal"
-        || (invoked_as != "sops"
-            && invoked_as != "ksops"
-            && args.get(1).is_some_and(|a| a == "kubeseal"));
-    if invoked_as != "kubeseal" && kubeseal {
-        args.splice(..2, [OsString::from("gitseal kubeseal")]);
-    }
+    // Invoked under a drop-in's name (a symlink), or `gitseal kubeseal|sops|ksops ...`: the
+    // latter parsed as the drop-in, named `gitseal <subcommand>` in usage and errors.
+    let mode = match Mode::of(&invoked_as) {
+        Some(mode) => mode,
+        None => match args.get(1).and_then(|a| a.to_str()).and_then(Mode::of) {
+            Some(mode) => {
+                let name = format!("gitseal {}", args[1].to_string_lossy());
+                args.splice(..2, [OsString::from(name)]);
+                mode
+            }
+            None => Mode::Gitseal,
+        },
+    };
     let mut out = Stdout(Some(std::io::stdout().lock()));
-    let result = if kubeseal {
-        match parse::<gitseal::kubeseal::Args>(args, true) {
+    let result = match mode {
+        Mode::Kubeseal => match parse::<gitseal::kubeseal::Args>(args, true) {
             Ok(args) => gitseal::kubeseal::run(&args, &mut out),
             Err(code) => return code,
-        }
-    } else if invoked_as == "sops" {
-        match parse::<gitseal::sops::Args>(args, false) {
+        },
+        Mode::Sops => match parse::<gitseal::sops::Args>(args, false) {
             Ok(args) => gitseal::sops::run(args, &mut out).map_err(anyhow::Error::new),
             Err(code) => return code,
-        }
-    } else if invoked_as == "ksops" {
-        match parse::<gitseal::ksops::Args>(args, false) {
+        },
+        Mode::Ksops => match parse::<gitseal::ksops::Args>(args, false) {
             Ok(args) => gitseal::ksops::run(&args, &mut out),
             Err(code) => return code,
-        }
-    } else {
-        match parse::<gitseal::Cli>(args, false) {
+        },
+        Mode::Gitseal => match parse::<gitseal::Cli>(args, false) {
             Ok(cli) => gitseal::run(cli, &mut out),
             Err(code) => return code,
-        }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,8 +23,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use common::{
-    metric, namespace, scrape, sealed_secrets, sops_secrets, start_controller, stop, wait_until,
+    calls_per_object, metric, namespace, scrape, sealed_secrets, show_calls, sops_secrets,
+    start_controller, stop, wait_until,
 };
 use futures::StreamExt;
 use gitseal_api::{ExternalSecret, SecretStore};
@@ -68,6 +71,9 @@ struct Run {
     refresh_rss: f64,
     restart_sops: f64,
     restart_decryptions: f64,
+    /// API requests per object (of every kind) in the cold start and in the restart.
+    cold_api: BTreeMap<String, f64>,
+    restart_api: BTreeMap<String, f64>,
 }
 
 fn env(name: &str, default: usize) -> usize {
@@ -228,6 +234,7 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
     let endpoint = format!("--aws-endpoint-url={}", moto.url());
     let ss_secrets: Api<Secret> = Api::namespaced(client.clone(), SS_NS);
     let sops_secrets_api: Api<Secret> = Api::namespaced(client.clone(), SOPS_NS);
+    let requests = server.requests();
     let (child, metrics) = start_controller(&kubeconfig, &[&endpoint]);
     let started = Instant::now();
     let timed = |api: Api<Secret>, n: usize| async move {
@@ -245,11 +252,12 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
     result.cold_calls = calls(&text);
     result.cold_rsa = metric(&text, "gitseal_controller_rsa_operations_total");
     result.cold_rss = stop(child);
+    result.cold_api = calls_per_object(&requests, &server.requests(), objects + sealed + sops);
     println!(
         "cold start: {objects} ExternalSecrets synced in {:.1} s ({:.0} per second), \
          {sealed} SealedSecrets in {:.1} s, {sops} SopsSecrets in {:.1} s ({} decryptions), \
          all in {:.1} s; provider calls: GetSecretValue {}, BatchGetSecretValue {}; RSA \
-         operations {}; peak RSS {:.1} MiB",
+         operations {}; peak RSS {:.1} MiB; API calls per object {}",
         result.cold_es,
         objects as f64 / result.cold_es,
         result.cold_ss,
@@ -259,7 +267,8 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
         result.cold_calls.0,
         result.cold_calls.1,
         result.cold_rsa,
-        result.cold_rss
+        result.cold_rss,
+        show_calls(&result.cold_api)
     );
 
     // Every ExternalSecret due, as after a long downtime.
@@ -284,6 +293,7 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
 
     // Restart: all refresh; new ExternalSecrets meanwhile.
     let restarted = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+    let requests = server.requests();
     let (child, metrics) = start_controller(&kubeconfig, &[&endpoint]);
     let started = Instant::now();
     scrape(&metrics).await;
@@ -338,11 +348,13 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
     result.new_latency = median(&new);
     result.refresh_calls = calls(&scrape(&metrics).await);
     result.refresh_rss = stop(child);
+    result.restart_api =
+        calls_per_object(&requests, &server.requests(), objects + sealed + sops + NEW);
     println!(
         "restart (metrics up after {up:.1} s): {objects} ExternalSecrets refreshed in {:.1} s; \
          provider calls: GetSecretValue {}, BatchGetSecretValue {}; new ExternalSecrets synced \
          in {} s (median {:.2} s); {sops} SopsSecrets reconciled (checked after the \
-         refresh) by {:.1} s with {} decryptions; peak RSS {:.1} MiB",
+         refresh) by {:.1} s with {} decryptions; peak RSS {:.1} MiB; API calls per object {}",
         result.refresh,
         result.refresh_calls.0,
         result.refresh_calls.1,
@@ -353,7 +365,8 @@ async fn once(run: usize, counts: &Counts) -> Option<Run> {
         result.new_latency,
         result.restart_sops,
         result.restart_decryptions,
-        result.refresh_rss
+        result.refresh_rss,
+        show_calls(&result.restart_api)
     );
     Some(result)
 }
@@ -494,5 +507,28 @@ fn summary(runs: &[Run], counts: &Counts) {
          (ESO PR #2625) = {:.1}× less",
         ours / ESO_PER_SECOND,
         ESO_MIB / memory
+    );
+    // One line of medians for scripts (scripts/bench.sh).
+    let med = |field: &dyn Fn(&Run) -> f64| median(&runs.iter().map(field).collect::<Vec<_>>());
+    let api = |pick: &dyn Fn(&Run) -> &BTreeMap<String, f64>| {
+        med(&|r| pick(r).get("total").copied().unwrap_or(0.0))
+    };
+    println!(
+        "RESULT {}",
+        json!({
+            "runs": runs.len(), "objects": objects, "sealed": sealed, "sops": sops,
+            "secrets": secrets,
+            "cold_es_s": med(&|r| r.cold_es), "cold_ss_s": med(&|r| r.cold_ss),
+            "cold_sops_s": med(&|r| r.cold_sops), "cold_total_s": med(&|r| r.cold_total),
+            "new_latency_s": med(&|r| r.new_latency), "refresh_s": med(&|r| r.refresh),
+            "refresh_calls": med(&|r| calls(r.refresh_calls)),
+            "restart_sops_s": med(&|r| r.restart_sops),
+            "restart_decryptions": med(&|r| r.restart_decryptions),
+            "cold_rss_mib": med(&|r| r.cold_rss), "restart_rss_mib": med(&|r| r.refresh_rss),
+            "cold_api_per_object": api(&|r| &r.cold_api),
+            "restart_api_per_object": api(&|r| &r.restart_api),
+            "cold_api": runs.last().map(|r| r.cold_api.clone()),
+            "restart_api": runs.last().map(|r| r.restart_api.clone()),
+        })
     );
 }

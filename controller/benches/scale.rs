@@ -14,12 +14,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{metric, namespace, scrape, sealed_secrets, start_controller, stop, wait_until};
+use common::{
+    calls_per_object, metric, namespace, scrape, sealed_secrets, show_calls, start_controller,
+    stop, wait_until,
+};
 use gitseal_api::sealed_secret_crd;
 use gitseal_testkit::TestServer;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
+use serde_json::json;
 
 const NS: &str = "bench";
 
@@ -55,6 +59,7 @@ async fn main() {
     );
 
     // Cold start: no Secret exists yet.
+    let before = server.requests();
     let (child, metrics) = start_controller(&kubeconfig, &[]);
     let started = Instant::now();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
@@ -62,15 +67,19 @@ async fn main() {
     let cold = started.elapsed();
     let cold_metrics = scrape(&metrics).await;
     let cold_rss = stop(child);
+    let cold_calls = calls_per_object(&before, &server.requests(), objects);
     println!(
-        "cold start: {objects} Secrets in {:.1} s ({:.0} per second); RSA operations {}; peak RSS {:.1} MiB",
+        "cold start: {objects} Secrets in {:.1} s ({:.0} per second); RSA operations {}; peak RSS {:.1} MiB; \
+         API calls per SealedSecret {}",
         cold.as_secs_f64(),
         objects as f64 / cold.as_secs_f64(),
         metric(&cold_metrics, "gitseal_controller_rsa_operations_total"),
-        cold_rss
+        cold_rss,
+        show_calls(&cold_calls)
     );
 
     // Restart: every Secret is up to date.
+    let before = server.requests();
     let (child, metrics) = start_controller(&kubeconfig, &[]);
     let started = Instant::now();
     let mut text;
@@ -87,10 +96,28 @@ async fn main() {
     }
     let restart = started.elapsed();
     let restart_rss = stop(child);
+    let restart_calls = calls_per_object(&before, &server.requests(), objects);
     println!(
-        "restart: {objects} SealedSecrets checked in {:.1} s; RSA operations {}; peak RSS {:.1} MiB",
+        "restart: {objects} SealedSecrets checked in {:.1} s; RSA operations {}; peak RSS {:.1} MiB; \
+         API calls per SealedSecret {}",
         restart.as_secs_f64(),
         metric(&text, "gitseal_controller_rsa_operations_total"),
-        restart_rss
+        restart_rss,
+        show_calls(&restart_calls)
+    );
+    // One line for scripts (scripts/bench.sh).
+    println!(
+        "RESULT {}",
+        json!({
+            "objects": objects,
+            "cold_s": cold.as_secs_f64(),
+            "cold_rsa": metric(&cold_metrics, "gitseal_controller_rsa_operations_total"),
+            "cold_rss_mib": cold_rss,
+            "cold_calls": cold_calls,
+            "restart_s": restart.as_secs_f64(),
+            "restart_rsa": metric(&text, "gitseal_controller_rsa_operations_total"),
+            "restart_rss_mib": restart_rss,
+            "restart_calls": restart_calls,
+        })
     );
 }

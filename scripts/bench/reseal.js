@@ -2,7 +2,7 @@
 //
 //     node reseal.js DIR CERT OLD_KEY
 //
-// The like-for-like JavaScript counterpart of `gitseal reseal` for bench-cli.sh. WebCrypto
+// The like-for-like JavaScript counterpart of `gitseal reseal` for scripts/bench.sh. WebCrypto
 // runs the RSA work on libuv's thread pool, so every core is used. Files are parsed and
 // written with js-yaml (comments are not kept).
 const fs = require("fs");

@@ -2,7 +2,7 @@
 
     reseal.py DIR CERT OLD_KEY
 
-The like-for-like Python counterpart of `gitseal reseal` for bench-cli.sh: each value is
+The like-for-like Python counterpart of `gitseal reseal` for scripts/bench.sh: each value is
 opened with the old private key and sealed again to the new certificate under the same
 label; files are parsed and written with PyYAML (comments are not kept).
 """

@@ -1,4 +1,4 @@
-// Seal ten values for prod/app with @socialgouv/aes-gcm-rsa-oaep (bench-cli.sh).
+// Seal ten values for prod/app with @socialgouv/aes-gcm-rsa-oaep (scripts/bench.sh).
 const fs = require("fs");
 const { encryptValues } = require("@socialgouv/aes-gcm-rsa-oaep");
 

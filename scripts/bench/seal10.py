@@ -1,4 +1,4 @@
-"""Seal ten values for prod/app with kubesealpy (bench-cli.sh: whole-process timing)."""
+"""Seal ten values for prod/app with kubesealpy (scripts/bench.sh: whole-process timing)."""
 import sys
 
 from cryptography import x509

@@ -90,12 +90,15 @@ pub fn output_with_stdin(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(stdin)
-        .expect("write stdin");
+    // A command that fails before reading its input (a usage error) may exit before the
+    // input is written, closing the pipe; its status and output are what callers check.
+    if let Err(error) = child.stdin.take().expect("piped stdin").write_all(stdin) {
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "write stdin: {error}"
+        );
+    }
     child.wait_with_output().expect("wait for the child")
 }
 

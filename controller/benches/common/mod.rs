@@ -250,3 +250,39 @@ pub async fn sops_secrets(client: &kube::Client, ns: &str, objects: usize) -> Du
         .await;
     started.elapsed()
 }
+
+/// API requests per object between two readings of the test server's counter
+/// ([`gitseal_testkit::TestServer::requests`]): per verb, and `total`. The benchmark's own
+/// polling (a one-item list every 100 ms) is included in `list`.
+pub fn calls_per_object(
+    before: &BTreeMap<&'static str, u64>,
+    after: &BTreeMap<&'static str, u64>,
+    objects: usize,
+) -> BTreeMap<String, f64> {
+    let per = |n: u64| n as f64 / objects.max(1) as f64;
+    let mut calls: BTreeMap<String, f64> = after
+        .iter()
+        .map(|(verb, n)| {
+            let n = n - before.get(verb).copied().unwrap_or(0);
+            ((*verb).to_owned(), per(n))
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    let total = calls.values().sum();
+    calls.insert("total".into(), total);
+    calls
+}
+
+/// `5.02 (create 2.00, get 2.00, ...)` for [`calls_per_object`]'s result.
+pub fn show_calls(calls: &BTreeMap<String, f64>) -> String {
+    let verbs: Vec<String> = calls
+        .iter()
+        .filter(|(verb, _)| *verb != "total")
+        .map(|(verb, n)| format!("{verb} {n:.2}"))
+        .collect();
+    format!(
+        "{:.2} ({})",
+        calls.get("total").copied().unwrap_or(0.0),
+        verbs.join(", ")
+    )
+}

@@ -317,6 +317,14 @@ impl TestServer {
         journal::Journal::start(feed, plural)
     }
 
+    /// Requests of the resource API served so far, per verb (`get`, `list`, `watch`,
+    /// `create`, `update`, `patch`, `delete`, `deletecollection`), counting those that were
+    /// refused or failed; discovery, token and service-proxy requests are not counted.
+    /// Benchmarks divide the difference between two readings by the objects reconciled.
+    pub fn requests(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.shared.requests()
+    }
+
     /// Number of objects stored, over all resources.
     pub fn object_count(&self) -> usize {
         self.shared.store.lock().expect("store lock").object_count()

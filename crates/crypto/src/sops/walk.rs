@@ -201,16 +201,22 @@ fn walk(
     mac_only_encrypted: bool,
     mode: Mode<'_>,
 ) -> Result<Mac, SopsError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // What each part's walker gets: encryption (with the read-only stash), or decryption.
     let encrypt_stash: Option<Option<&IvStash>> = match &mode {
         Mode::Encrypt(stash) => Some(*stash),
         Mode::Decrypt(_) => None,
     };
-    let parallel = threads > 1
-        && !selection.uses_comments()
+    let large = !selection.uses_comments()
         && !matches!(mode, Mode::Decrypt(Some(_)))
         && tree.documents.iter().any(|d| d.len() >= PARALLEL_MIN_ITEMS);
+    // Asked only for a large document: the answer reads cgroup files, a cost a one-shot
+    // command on a small file would notice.
+    let threads = if large {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    };
+    let parallel = threads > 1;
     if !parallel {
         let sink = MacSink::Hasher(MacHasher::new(mac_only_encrypted));
         let mut walker = Walker::new(cipher, selection, mac_only_encrypted, mode, sink);

@@ -1,7 +1,7 @@
 //! HTTP: routing, authentication and RBAC-lite, fault injection, discovery, the verbs,
 //! Table output for kubectl, metadata-only output and streaming watches.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     issuer: TokenIssuer,
     /// Every (verb, group, resource) a restricted token was allowed.
     granted: Mutex<BTreeSet<(String, String, String)>>,
+    /// Resource API requests served, per verb (get, list, watch, create, ...).
+    requests: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Shared {
@@ -116,7 +118,13 @@ impl Shared {
             bookmark_interval,
             issuer: TokenIssuer::new(),
             granted: Mutex::new(BTreeSet::new()),
+            requests: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Resource API requests served so far, per verb.
+    pub(crate) fn requests(&self) -> BTreeMap<&'static str, u64> {
+        self.requests.lock().expect("requests lock").clone()
     }
 
     /// Whether `rules` (`None`: full access) allow `verb` on `resource` (with its
@@ -333,6 +341,12 @@ pub(crate) async fn handle(
         (&Method::DELETE, false) => "deletecollection",
         _ => return error_response(&ApiError::method_not_allowed()),
     };
+    *shared
+        .requests
+        .lock()
+        .expect("requests lock")
+        .entry(verb)
+        .or_default() += 1;
     let resource = match &target.subresource {
         Some(sub) => format!("{}/{sub}", target.rt.plural),
         None => target.rt.plural.clone(),
