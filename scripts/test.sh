@@ -205,6 +205,17 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
+fuzz_briefly() {
+  # Every fuzz target (fuzz/, a crate outside the workspace, nightly) runs for 3 s, so that
+  # they keep building and their seeds keep passing; the long runs are
+  # `bash scripts/fuzz.sh TARGET SECONDS` (see fuzz/README.md). Built without
+  # AddressSanitizer here (FUZZ_SANITIZER=none): the cold build is much shorter.
+  FUZZ_SANITIZER=none bash "$ROOT/scripts/fuzz.sh" all 3
+}
+
+step "fuzz targets, 3 s each"
+fuzz_briefly
+
 step "all checks passed"
 # One closing line for the whole run, summed over every test binary and doc-test run.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
