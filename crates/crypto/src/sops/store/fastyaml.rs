@@ -35,9 +35,15 @@ struct Reader<'a> {
     depth: usize,
 }
 
+/// YAML's printable characters and the newline: a tab, a CR or a control character (which
+/// the general reader refuses in most places) makes the fast reader give up.
+fn in_subset(c: char) -> bool {
+    matches!(c, '\n' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+}
+
 /// Parses `text`, or `None` when it is not in the subset.
 pub(crate) fn parse(text: &str) -> Option<Vec<Map>> {
-    if text.contains(['\t', '\r']) || text.starts_with('\u{feff}') {
+    if !text.chars().all(in_subset) || text.starts_with('\u{feff}') {
         return None;
     }
     let mut documents = Vec::new();
@@ -512,6 +518,25 @@ mod tests {
             emit(&slow, 4)
         );
         true
+    }
+
+    #[test]
+    fn control_characters_are_left_to_the_general_reader() {
+        // Found by the sops_yaml fuzz target: the fast reader read NULs in a plain scalar,
+        // which the general reader refuses.
+        let text = "text: with spac\0\0\0\0\0c\0\0\0omplex\0\0\0\0\0\0\0\0\n";
+        assert!(parse(text).is_none());
+        assert!(parse_events(text).is_err());
+        for text in [
+            "a: \u{1}\n",
+            "a: b\u{7f}\n",
+            "a: \u{9f}\n",
+            "a: \u{fffe}\n",
+            "a: \u{12}x\n",
+        ] {
+            assert!(parse(text).is_none(), "{text:?}");
+        }
+        assert!(agree("a: é \u{85} \u{a0} 🔐\n"));
     }
 
     #[test]
