@@ -35,15 +35,17 @@ struct Reader<'a> {
     depth: usize,
 }
 
-/// YAML's printable characters and the newline: a tab, a CR or a control character (which
-/// the general reader refuses in most places) makes the fast reader give up.
+/// YAML's printable characters and the newline: a tab, a CR, a control character or a
+/// byte order mark (which the general reader refuses in most places) makes the fast reader
+/// give up.
 fn in_subset(c: char) -> bool {
     matches!(c, '\n' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+        && c != '\u{feff}'
 }
 
 /// Parses `text`, or `None` when it is not in the subset.
 pub(crate) fn parse(text: &str) -> Option<Vec<Map>> {
-    if !text.chars().all(in_subset) || text.starts_with('\u{feff}') {
+    if !text.chars().all(in_subset) {
         return None;
     }
     let mut documents = Vec::new();
@@ -537,6 +539,11 @@ mod tests {
             assert!(parse(text).is_none(), "{text:?}");
         }
         assert!(agree("a: é \u{85} \u{a0} 🔐\n"));
+        // Also found by it: a byte order mark inside a line.
+        let text = "bace[.\u{feff} -db:\n    password1: x\n";
+        assert!(parse(text).is_none());
+        assert!(parse_events(text).is_err());
+        assert!(parse("\u{feff}a: 1\n").is_none());
     }
 
     #[test]
