@@ -225,3 +225,17 @@ fn multi_line_strings_written_double_quoted_end_their_line() {
         assert!(parse(&written).unwrap() == vec![doc], "{written:?}");
     }
 }
+
+#[test]
+fn a_lone_cr_ends_a_comment() {
+    // Found by the sops_yaml fuzz target: a comment ran on past a lone CR (a line break in
+    // YAML) over the next line, so the written file held that line twice.
+    let text = "---\n# c a on a\rb: 2";
+    let docs = parse(text).unwrap();
+    assert!(matches!(&docs[0][0], MapItem::Comment(c) if c == " c a on a"));
+    let written = emit(&docs, 4);
+    assert!(!written.contains('\r'), "{written:?}");
+    assert!(parse(&written).unwrap() == docs, "{written:?}");
+    let crlf = parse("a: 1 # one\r\n# two\r\nb: 2\r\n").unwrap();
+    assert!(parse(&emit(&crlf, 4)).unwrap() == crlf);
+}
