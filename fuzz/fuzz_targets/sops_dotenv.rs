@@ -7,5 +7,5 @@ use gitseal_fuzz::check_store_round_trip;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    check_store_round_trip(Format::Dotenv, data);
+    check_store_round_trip(Format::Dotenv, data, true);
 });

@@ -38,7 +38,7 @@ fn carried_verbatim(tree: &Tree) -> bool {
 
 fuzz_target!(|data: &[u8]| {
     match Format::Ini.parse_plain(data) {
-        Ok(tree) if carried_verbatim(&tree) => check_store_round_trip(Format::Ini, data),
+        Ok(tree) if carried_verbatim(&tree) => check_store_round_trip(Format::Ini, data, true),
         _ => {}
     }
 });

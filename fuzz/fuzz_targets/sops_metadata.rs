@@ -52,6 +52,37 @@ fn flat_lines_hold(node: &Node) -> bool {
     values_fit && keys(node, &key_fits)
 }
 
+/// `node` with the entries of every mapping sorted by key.
+fn sorted(node: &Node) -> Node {
+    match node {
+        Node::Map(map) => {
+            let mut entries: Vec<(String, Node)> = map
+                .iter()
+                .filter_map(|item| match item {
+                    MapItem::Entry(key, value) => Some((key.clone(), sorted(value))),
+                    MapItem::Comment(_) => None,
+                })
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Node::Map(
+                entries
+                    .into_iter()
+                    .map(|(key, value)| MapItem::Entry(key, value))
+                    .collect(),
+            )
+        }
+        Node::List(list) => Node::List(
+            list.iter()
+                .filter_map(|item| match item {
+                    ListItem::Value(value) => Some(ListItem::Value(sorted(value))),
+                    ListItem::Comment(_) => None,
+                })
+                .collect(),
+        ),
+        Node::Scalar(_) => node.clone(),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
@@ -83,8 +114,15 @@ fuzz_target!(|data: &[u8]| {
                 String::from_utf8_lossy(&file)
             )
         });
+        // Flat lines carry no order: mappings read back sorted by key (the entries of key
+        // types kept as they were written, such as `pgp`, included).
+        let (read, expected) = if matches!(layout, Format::Dotenv | Format::Ini) {
+            (sorted(&read.to_node()), sorted(&node))
+        } else {
+            (read.to_node(), node.clone())
+        };
         assert!(
-            same_node(&read.to_node(), &node),
+            same_node(&read, &expected),
             "the {} layout reads its own metadata as other metadata",
             layout.name()
         );

@@ -1,6 +1,8 @@
 //! The SOPS YAML store, differentially: the fast line reader (tried first by
 //! `yaml::parse`) must read any input exactly as the general event reader does, or give
-//! way to it; and a file the store reads, written back, reads as the same tree.
+//! way to it; and a file the store reads, written back, reads as the same tree, comments
+//! aside (a comment on the line of a list item's first key is written on a line of its
+//! own and reads back elsewhere: see fuzz/README.md).
 #![no_main]
 
 use gitseal_crypto::sops::store::{Format, yaml};
@@ -20,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
         (Ok(_), Err(_)) => panic!("the fast reader accepts what the general reader refuses"),
         (Err(_), Ok(_)) => panic!("yaml::parse refuses what the general reader accepts"),
     }
-    check_store_round_trip(Format::Yaml, data);
+    check_store_round_trip(Format::Yaml, data, false);
 });
