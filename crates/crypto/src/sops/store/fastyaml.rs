@@ -203,13 +203,18 @@ fn quoted(text: &str) -> Option<(String, &str)> {
     None
 }
 
-/// The text of a trailing `# comment`, if `rest` is one (or empty).
+/// The text of a trailing `# comment`, if `rest` is one (or empty). A comment needs a
+/// space before its `#`: `'a'#b` is an error, left to the general reader.
 fn trailing_comment(rest: &str) -> Option<Option<String>> {
-    let rest = rest.trim_start_matches(' ');
-    if rest.is_empty() {
+    let trimmed = rest.trim_start_matches(' ');
+    if trimmed.is_empty() {
         return Some(None);
     }
-    rest.strip_prefix('#')
+    if trimmed.len() == rest.len() {
+        return None;
+    }
+    trimmed
+        .strip_prefix('#')
         .map(|c| Some(c.trim_end().to_owned()))
 }
 
@@ -520,6 +525,17 @@ mod tests {
             emit(&slow, 4)
         );
         true
+    }
+
+    #[test]
+    fn a_comment_right_after_a_quoted_scalar_is_left_to_the_general_reader() {
+        // Found by the sops_yaml fuzz target: `')'#...` (no space before `#`) was read
+        // as a value and a comment; the general reader refuses it.
+        let text = "')': ')'#(#&so &so";
+        assert!(parse(text).is_none());
+        assert!(parse_events(text).is_err());
+        assert!(parse("a: \"x\"#c\n").is_none());
+        assert!(agree("a: 'x' # c\nb: \"y\"\n"));
     }
 
     #[test]
