@@ -9,9 +9,9 @@
 # (pinned) under target/tools if it is missing, and builds what it needs. Each run starts
 # from the committed seeds in fuzz/corpus/TARGET and writes new inputs to the scratch
 # corpus fuzz/target/corpus/TARGET (fuzz/target/none/corpus/TARGET without the sanitizer),
-# so the committed corpus stays small. Inputs are
-# limited to 10 s each and the process to 2 GiB: a slower input is a hang, a bigger
-# process an out-of-memory, and both count as crashes.
+# so the committed corpus stays small. Inputs are limited to 10 s each and the process to
+# 2 GiB: a slower input is a hang, a bigger process an out-of-memory, and both count as
+# crashes.
 #
 # Exits non-zero when a target crashes (panics, fails an assertion, hangs or runs out of
 # memory), after printing the path of the input that did it (under fuzz/artifacts/).
