@@ -225,6 +225,14 @@ main() {
   step "cargo doc"
   RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
+  # Every fuzz target (fuzz/, a crate outside the workspace, nightly) runs for 3 s, so that
+  # they keep building and their seeds keep passing; the long runs are
+  # `bash scripts/fuzz.sh TARGET SECONDS` (see fuzz/README.md). Same AddressSanitizer
+  # build as the long runs: without it (FUZZ_SANITIZER=none) the cold build was only ~15%
+  # shorter (fuzz/README.md, "Cost in scripts/test.sh").
+  step "fuzz targets, 3 s each"
+  bash "$ROOT/scripts/fuzz.sh" all 3
+
   step "all checks passed"
   # One closing line for the whole run, summed over every test binary and doc-test run.
   awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

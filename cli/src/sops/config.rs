@@ -74,7 +74,13 @@ impl Config {
                 format!("cannot read config file {}: {e}", path.display()),
             )
         })?;
-        let value = crate::manifest::parse_documents(&bytes)
+        Self::from_bytes(path, &bytes).map(Some)
+    }
+
+    /// The configuration in `bytes`, read from the file at `path` (rules' `path_regex`
+    /// match file names relative to its directory).
+    pub fn from_bytes(path: PathBuf, bytes: &[u8]) -> Result<Self, Exit> {
+        let value = crate::manifest::parse_documents(bytes)
             .map_err(|e| {
                 Exit::new(
                     code::GENERIC,
@@ -85,7 +91,7 @@ impl Config {
             .next()
             .unwrap_or_else(|| Value::Object(Default::default()));
         let path = std::path::absolute(&path).unwrap_or(path);
-        Ok(Some(Self { path, value }))
+        Ok(Self { path, value })
     }
 
     /// Output layout from `stores:`. A negative indent means the default (a tab for JSON);

@@ -56,6 +56,19 @@ Exit codes are sops': 51 MAC mismatch, 128 no key could decrypt the data key, 20
 encrypted, 100 no such file, 2 unreadable input, 25 a value does not decrypt.
 Invoked as `sops` (e.g. through a symlink) the binary is this command.";
 
+/// Reads `.sops.yaml` text as `gitseal sops` reads the file at `config_path`, then takes
+/// its output layout (`stores:`) and the creation rule for `file`; `Ok(true)` when a rule
+/// applies. The configuration reader's one entry point outside the command, for fuzzing.
+pub fn check_config(
+    config_path: &std::path::Path,
+    text: &[u8],
+    file: &std::path::Path,
+) -> Result<bool, Exit> {
+    let config = config::Config::from_bytes(config_path.to_path_buf(), text)?;
+    config.layout()?;
+    Ok(config.rule_for(file)?.is_some())
+}
+
 /// Runs the sops command line; the error carries sops' exit status.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Exit> {
     let global = args.global.clone();

@@ -26,6 +26,7 @@ pub mod openbao;
 mod patch;
 mod protobuf;
 mod registry;
+pub mod request;
 mod selector;
 mod server;
 mod store;

@@ -246,7 +246,9 @@ impl ValueCipher {
         }
     }
 
-    /// Encrypts `plaintext` under a fresh random IV.
+    /// Encrypts `plaintext` under a fresh random IV. Empty values are not encrypted (sops
+    /// leaves them as they are, and [`EncryptedValue::parse`] refuses an empty `data`):
+    /// callers skip them.
     pub fn encrypt(&self, plaintext: &[u8], value_type: ValueType, aad: &[u8]) -> String {
         let iv = self.ivs.next();
         self.encrypt_with_iv(plaintext, value_type, aad, &iv)

@@ -35,9 +35,17 @@ struct Reader<'a> {
     depth: usize,
 }
 
+/// YAML's printable characters and the newline: a tab, a CR, a control character or a
+/// byte order mark (which the general reader refuses in most places) makes the fast reader
+/// give up.
+fn in_subset(c: char) -> bool {
+    matches!(c, '\n' | '\u{20}'..='\u{7e}' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+        && c != '\u{feff}'
+}
+
 /// Parses `text`, or `None` when it is not in the subset.
 pub(crate) fn parse(text: &str) -> Option<Vec<Map>> {
-    if text.contains(['\t', '\r']) || text.starts_with('\u{feff}') {
+    if !text.chars().all(in_subset) {
         return None;
     }
     let mut documents = Vec::new();
@@ -195,13 +203,18 @@ fn quoted(text: &str) -> Option<(String, &str)> {
     None
 }
 
-/// The text of a trailing `# comment`, if `rest` is one (or empty).
+/// The text of a trailing `# comment`, if `rest` is one (or empty). A comment needs a
+/// space before its `#`: `'a'#b` is an error, left to the general reader.
 fn trailing_comment(rest: &str) -> Option<Option<String>> {
-    let rest = rest.trim_start_matches(' ');
-    if rest.is_empty() {
+    let trimmed = rest.trim_start_matches(' ');
+    if trimmed.is_empty() {
         return Some(None);
     }
-    rest.strip_prefix('#')
+    if trimmed.len() == rest.len() {
+        return None;
+    }
+    trimmed
+        .strip_prefix('#')
         .map(|c| Some(c.trim_end().to_owned()))
 }
 
@@ -512,6 +525,41 @@ mod tests {
             emit(&slow, 4)
         );
         true
+    }
+
+    #[test]
+    fn a_comment_right_after_a_quoted_scalar_is_left_to_the_general_reader() {
+        // Found by the sops_yaml fuzz target: `')'#...` (no space before `#`) was read
+        // as a value and a comment; the general reader refuses it.
+        let text = "')': ')'#(#&so &so";
+        assert!(parse(text).is_none());
+        assert!(parse_events(text).is_err());
+        assert!(parse("a: \"x\"#c\n").is_none());
+        assert!(agree("a: 'x' # c\nb: \"y\"\n"));
+    }
+
+    #[test]
+    fn control_characters_are_left_to_the_general_reader() {
+        // Found by the sops_yaml fuzz target: the fast reader read NULs in a plain scalar,
+        // which the general reader refuses.
+        let text = "text: with spac\0\0\0\0\0c\0\0\0omplex\0\0\0\0\0\0\0\0\n";
+        assert!(parse(text).is_none());
+        assert!(parse_events(text).is_err());
+        for text in [
+            "a: \u{1}\n",
+            "a: b\u{7f}\n",
+            "a: \u{9f}\n",
+            "a: \u{fffe}\n",
+            "a: \u{12}x\n",
+        ] {
+            assert!(parse(text).is_none(), "{text:?}");
+        }
+        assert!(agree("a: é \u{85} \u{a0} 🔐\n"));
+        // Also found by it: a byte order mark inside a line.
+        let text = "bace[.\u{feff} -db:\n    password1: x\n";
+        assert!(parse(text).is_none());
+        assert!(parse_events(text).is_err());
+        assert!(parse("\u{feff}a: 1\n").is_none());
     }
 
     #[test]

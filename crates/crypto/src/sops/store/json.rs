@@ -200,9 +200,13 @@ impl Reader<'_> {
             // Beyond i64: kept exactly as written.
             return Ok(Node::Scalar(Scalar::Number(text.to_owned())));
         }
-        text.parse::<f64>()
-            .map(|v| Node::Scalar(Scalar::Float(v)))
-            .map_err(|_| self.error(start, "invalid number"))
+        // A float beyond f64 reads as infinity, which JSON cannot write back (it would come
+        // out as `null`): refused, as Go's decoder refuses it.
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Node::Scalar(Scalar::Float(v))),
+            Ok(_) => Err(self.error(start, "number out of range")),
+            Err(_) => Err(self.error(start, "invalid number")),
+        }
     }
 
     fn string(&mut self) -> Result<String, SopsError> {
@@ -494,6 +498,25 @@ mod tests {
             "{\n\t\"b\": 1,\n\t\"a\": [\n\t\t1.5,\n\t\t\"x\\u003cy\\u003e\\u0026\",\n\t\ttrue,\n\t\tnull,\n\t\t{},\n\t\t[]\n\t],\n\t\"b\": 9223372036854775808,\n\t\"e\": 1e+21,\n\t\"w\": 2\n}\n"
         );
         assert_eq!(emit(&parse("{}").unwrap(), Some(2)), "{}\n");
+    }
+
+    #[test]
+    fn floats_beyond_f64_are_refused() {
+        // Found by the sops_json fuzz target: 1e388 read as infinity and was written back
+        // as `null`.
+        for text in ["{\"a\":1e388}", "{\"a\": [-1E+400]}"] {
+            let error = parse(text).err().expect("refused").to_string();
+            assert!(
+                error.starts_with("json: number out of range at line 1"),
+                "{error}"
+            );
+        }
+        let map = parse("{\"a\":1.7976931348623157e308, \"b\": -0.5e-1}").unwrap();
+        assert!(parse(&emit(&map, None)).unwrap() == map);
+        assert!(
+            parse("{\"a\": 1e-400}").is_ok(),
+            "underflow reads as zero, as in Go"
+        );
     }
 
     #[test]

@@ -348,7 +348,8 @@ fn double_quoted(text: &str) -> String {
 }
 
 /// A multi-line string as a literal block (`|`, `|-`, `|+`) with its lines at `col`, when
-/// go-yaml would write one: not when a line ends in a space or a character is unprintable.
+/// go-yaml would write one: not when a line ends in a space or a character is unprintable
+/// (then double-quoted). Either way the text ends with a newline.
 fn literal_block(text: &str, col: usize) -> Option<String> {
     if !text.contains('\n') {
         return None;
@@ -358,7 +359,9 @@ fn literal_block(text: &str, col: usize) -> Option<String> {
         || text.ends_with(' ')
         || text.starts_with([' ', '\n'])
     {
-        return Some(double_quoted(text));
+        let mut quoted = double_quoted(text);
+        quoted.push('\n');
+        return Some(quoted);
     }
     let body = text.trim_end_matches('\n');
     let chomp = match text.len() - body.len() {

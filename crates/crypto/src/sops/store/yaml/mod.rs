@@ -30,3 +30,10 @@ pub fn parse(text: &str) -> Result<Vec<Map>, SopsError> {
         None => parse_events(text),
     }
 }
+
+/// Parses a YAML stream with the general event reader only, never the fast line reader
+/// that [`parse`] tries first. Both must read any input into the same documents; this
+/// entry point lets tests and fuzz targets compare them.
+pub fn parse_general(text: &str) -> Result<Vec<Map>, SopsError> {
+    parse_events(text)
+}

@@ -174,9 +174,10 @@ fn gap_comments(text: &str, start: usize, end: usize, after_value: bool, out: &m
     let mut from = 0;
     while let Some(found) = gap[from..].find('#') {
         let at = start + from + found;
-        let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        // A CR alone ends a line too, as in YAML (and so ends the comment).
+        let line_start = text[..at].rfind(['\n', '\r']).map_or(0, |n| n + 1);
         let before = &text[line_start..at];
-        let line_end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+        let line_end = text[at..].find(['\n', '\r']).map_or(text.len(), |n| at + n);
         let preceded_by_blank = before
             .chars()
             .next_back()

@@ -3,7 +3,7 @@
 use super::*;
 use crate::limits::MAX_DEPTH;
 use crate::sops::store::fastyaml;
-use crate::sops::tree::Scalar;
+use crate::sops::tree::{MapItem, Node, Scalar};
 
 #[test]
 fn floats_as_go_formats_them() {
@@ -208,4 +208,34 @@ fn anchors_expand_and_bad_documents_fail() {
     assert!(matches!(parse("1: a\n"), Err(SopsError::Unsupported(_))));
     assert!(parse("").unwrap().is_empty());
     assert_eq!(parse("---\n---\na: 1\n").unwrap().len(), 2);
+}
+
+#[test]
+fn multi_line_strings_written_double_quoted_end_their_line() {
+    // Found by the sops_yaml fuzz target: a multi-line value that cannot be a literal
+    // block (an unprintable character, a line ending in a space) was written
+    // double-quoted without its newline, so the next key joined its line.
+    for text in ["\u{12}>- a\nb", "a \nb", " a\nb", "a\nb "] {
+        let doc = vec![
+            MapItem::Entry("text".into(), Node::Scalar(Scalar::Str(text.into()))),
+            MapItem::Entry("next".into(), Node::Scalar(Scalar::Str("v".into()))),
+        ];
+        let written = emit(std::slice::from_ref(&doc), 4);
+        assert!(written.ends_with("\"\nnext: v\n"), "{written:?}");
+        assert!(parse(&written).unwrap() == vec![doc], "{written:?}");
+    }
+}
+
+#[test]
+fn a_lone_cr_ends_a_comment() {
+    // Found by the sops_yaml fuzz target: a comment ran on past a lone CR (a line break in
+    // YAML) over the next line, so the written file held that line twice.
+    let text = "---\n# c a on a\rb: 2";
+    let docs = parse(text).unwrap();
+    assert!(matches!(&docs[0][0], MapItem::Comment(c) if c == " c a on a"));
+    let written = emit(&docs, 4);
+    assert!(!written.contains('\r'), "{written:?}");
+    assert!(parse(&written).unwrap() == docs, "{written:?}");
+    let crlf = parse("a: 1 # one\r\n# two\r\nb: 2\r\n").unwrap();
+    assert!(parse(&emit(&crlf, 4)).unwrap() == crlf);
 }
