@@ -492,6 +492,14 @@ impl<'a> Reader<'a> {
         if body.first().is_some_and(|l| l.starts_with(' ')) {
             return None;
         }
+        // At the end of the document, whether the last piece has a line break after it
+        // depends on what follows the document: left to the general reader when it matters
+        // (keep chomping, or a last line without a newline).
+        if end == self.lines.len()
+            && (chomp == "+" || self.lines.last().is_some_and(|l| !l.raw.is_empty()))
+        {
+            return None;
+        }
         self.at = end;
         let mut text = body.join("\n");
         match chomp {
@@ -682,5 +690,23 @@ mod tests {
             accepted > 100,
             "fast reader accepted only {accepted} of 400"
         );
+    }
+
+    #[test]
+    fn blocks_ending_the_document_with_keep_chomping_or_no_newline_are_left_to_the_general_reader()
+    {
+        // Found by the sops_yaml fuzz target: `|+` at the end of the text kept one line
+        // break too many (the empty piece after the last newline is not a line).
+        for text in [
+            "txt: |+\n    l}yla\n",
+            "txt: |+\n    a\n\n",
+            "txt: |\n    a",
+            "txt: |+\n    a",
+        ] {
+            assert!(parse(text).is_none(), "{text:?}");
+            assert!(parse_events(text).is_ok(), "{text:?}");
+        }
+        assert!(agree("txt: |+\n    a\n\nb: 1\n"));
+        assert!(agree("txt: |\n    a\n"));
     }
 }
