@@ -182,6 +182,15 @@ impl Workload {
     }
 }
 
+/// A test API server, the workload's OpenBao and store, and the journal of its Secrets;
+/// `None` (skipped) without OpenBao.
+async fn setting() -> Option<(Cluster, Workload, Journal)> {
+    let cluster = Cluster::start().await;
+    let workload = Workload::start(&cluster).await?;
+    let journal = cluster.server.journal("secrets");
+    Some((cluster, workload, journal))
+}
+
 /// Waits until the SopsSecret `NS/name` is healthy at its current generation.
 async fn sops_healthy(cluster: &Cluster, name: &str) {
     let api: Api<SopsSecret> = Api::namespaced(cluster.client.clone(), NS);
@@ -212,11 +221,9 @@ async fn existing(cluster: &Cluster, workload: &Workload) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_errors_and_dropped_watches_lose_nothing() {
-    let cluster = Cluster::start().await;
-    let Some(mut workload) = Workload::start(&cluster).await else {
+    let Some((cluster, mut workload, journal)) = setting().await else {
         return;
     };
-    let journal = cluster.server.journal("secrets");
     let controller = cluster.controller("replica-1", &[]).await;
     let api = format!("http://{}", controller.api_addr);
     let server = &cluster.server;
@@ -272,11 +279,9 @@ async fn api_errors_and_dropped_watches_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openbao_stopped_and_restarted_mid_sync_keeps_every_secret() {
-    let cluster = Cluster::start().await;
-    let Some(mut workload) = Workload::start(&cluster).await else {
+    let Some((cluster, mut workload, journal)) = setting().await else {
         return;
     };
-    let journal = cluster.server.journal("secrets");
     let controller = cluster.controller("replica-1", &[]).await;
     let api = format!("http://{}", controller.api_addr);
     workload.create(&cluster, &api, "a", 5).await;
@@ -305,11 +310,9 @@ async fn openbao_stopped_and_restarted_mid_sync_keeps_every_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_killed_mid_reconcile_and_restarted_converges() {
-    let cluster = Cluster::start().await;
-    let Some(mut workload) = Workload::start(&cluster).await else {
+    let Some((cluster, mut workload, journal)) = setting().await else {
         return;
     };
-    let journal = cluster.server.journal("secrets");
     let dir = tempfile::tempdir().unwrap();
     let lease = ["--leader-election-duration=2s"];
     let first = ControllerProcess::start(&cluster, dir.path(), "first", &lease);
@@ -340,11 +343,9 @@ async fn controller_killed_mid_reconcile_and_restarted_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_the_other_replica_takes_over() {
-    let cluster = Cluster::start().await;
-    let Some(mut workload) = Workload::start(&cluster).await else {
+    let Some((cluster, mut workload, journal)) = setting().await else {
         return;
     };
-    let journal = cluster.server.journal("secrets");
     let dir = tempfile::tempdir().unwrap();
     let lease = ["--leader-election-duration=2s"];
     let leader = ControllerProcess::start(&cluster, dir.path(), "replica-a", &lease);
