@@ -249,13 +249,17 @@ fn every_store_type_round_trips_both_ways() {
         return;
     };
     let recipient = env.recipient(0);
-    let files: [(&str, &[u8]); 5] = [
+    let files: [(&str, &[u8]); 8] = [
         (
             "app.json",
             b"{\"name\": \"web\", \"port\": 8080, \"ratio\": 0.25, \"on\": true, \"none\": null, \"html\": \"<a>&</a>\", \"list\": [1, \"two\", {\"k\": \"v\"}, []], \"nested\": {\"deep\": {\"x\": \"y\"}}, \"empty\": {}}",
         ),
         ("app.env", b"# comment\nDB_URL=postgres://u:p@h/db\nEMPTY=\nMULTI=a\\nb\nSPACED = value \n"),
         ("app.ini", b"; top\nglobal = 1\n[database]\n; about user\nuser = admin\npassword = hunter2\n[api]\ntoken = abc\n"),
+        // sops reads an explicit `[DEFAULT]` as a section of its own, after the implicit one.
+        ("default-last.ini", b"[s]\nb = 2\n[DEFAULT]\na = 1\n"),
+        ("default-first.ini", b"; above\n\n[DEFAULT]\n_= 1\nnop = 2\n[s]\nb = 2\n"),
+        ("both-defaults.ini", b"x = 0\n[DEFAULT]\na = 1\n"),
         ("blob.bin", b"binary\x00data\xff\xfe with a trailing newline\n"),
         ("multi.yaml", b"a: 1\n---\n# second\nb: [x, y]\n---\nc: {d: e}\n"),
     ];
@@ -267,6 +271,15 @@ fn every_store_type_round_trips_both_ways() {
         let by_us = env.gitseal(&["encrypt", "--age", &recipient, &plain]);
         let our_file = env.write(&format!("ours.{name}"), &by_us);
         assert_eq!(env.same_plaintext(&our_file), expected, "{name}");
+        if name.ends_with(".ini") {
+            // The sections as a tree (with the empty implicit `DEFAULT`), as sops reads them.
+            let json = ["decrypt", "--output-type", "json", our_file.as_str()];
+            assert_eq!(
+                String::from_utf8_lossy(&env.gitseal(&json)),
+                String::from_utf8_lossy(&env.sops(&json)),
+                "{name} as JSON"
+            );
+        }
         assert_eq!(
             env.sops(&["filestatus", &our_file]),
             b"{\"encrypted\":true}\n",

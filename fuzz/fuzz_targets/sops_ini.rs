@@ -2,9 +2,8 @@
 //! reads as the same tree — for the trees INI carries verbatim. Values are written
 //! unquoted (as go-ini writes most values), so a value that the reader would unquote
 //! (`"…"`, `` `…` ``, `"""…`) or that holds a newline (written as `\n`, which the reader
-//! keeps as is outside the `[sops]` section) or spaces at either end (a `"""` value can),
-//! and a `DEFAULT` section that is not first
-//! (written without a header, so its keys move to the front), are left out.
+//! keeps as is outside the `[sops]` section) or spaces at either end (a `"""` value can)
+//! are left out.
 #![no_main]
 
 use gitseal_crypto::sops::store::Format;
@@ -16,22 +15,19 @@ fn carried_verbatim(tree: &Tree) -> bool {
     let Some(doc) = tree.documents.first() else {
         return true;
     };
-    doc.iter().enumerate().all(|(at, item)| match item {
-        MapItem::Entry(name, Node::Map(items)) => {
-            (name != "DEFAULT" || at == 0)
-                && items.iter().all(|item| match item {
-                    MapItem::Entry(_, Node::Scalar(Scalar::Str(value))) => {
-                        let quoted = value.len() >= 2
-                            && ((value.starts_with('"') && value.ends_with('"'))
-                                || (value.starts_with('`') && value.ends_with('`')));
-                        !quoted
-                            && !value.starts_with("\"\"\"")
-                            && !value.contains('\n')
-                            && value.trim() == value
-                    }
-                    _ => true,
-                })
-        }
+    doc.iter().all(|item| match item {
+        MapItem::Entry(_, Node::Map(items)) => items.iter().all(|item| match item {
+            MapItem::Entry(_, Node::Scalar(Scalar::Str(value))) => {
+                let quoted = value.len() >= 2
+                    && ((value.starts_with('"') && value.ends_with('"'))
+                        || (value.starts_with('`') && value.ends_with('`')));
+                !quoted
+                    && !value.starts_with("\"\"\"")
+                    && !value.contains('\n')
+                    && value.trim() == value
+            }
+            _ => true,
+        }),
         _ => true,
     })
 }

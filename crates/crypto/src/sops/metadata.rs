@@ -104,14 +104,55 @@ fn entries(node: Option<&Node>) -> Vec<&Map> {
     }
 }
 
+/// The value of `key` in `map`, the last one when the key repeats: sops reads JSON
+/// metadata with Go's `encoding/json`, which keeps the last (YAML refuses repeated keys).
+fn lookup<'a>(map: &'a Map, key: &str) -> Option<&'a Node> {
+    map.iter().rev().find_map(|item| match item {
+        MapItem::Entry(k, value) if k == key => Some(value),
+        _ => None,
+    })
+}
+
+/// `node` with each key of every mapping in it once, holding the value [`lookup`] reads.
+fn last_wins(node: &Node) -> Node {
+    match node {
+        Node::Map(map) => {
+            let mut out: Map = Vec::with_capacity(map.len());
+            for item in map {
+                match item {
+                    MapItem::Entry(key, value) => {
+                        let value = last_wins(value);
+                        match out
+                            .iter_mut()
+                            .find(|kept| matches!(kept, MapItem::Entry(k, _) if k == key))
+                        {
+                            Some(MapItem::Entry(_, kept)) => *kept = value,
+                            _ => out.push(MapItem::Entry(key.clone(), value)),
+                        }
+                    }
+                    MapItem::Comment(_) => out.push(item.clone()),
+                }
+            }
+            Node::Map(out)
+        }
+        Node::List(list) => Node::List(
+            list.iter()
+                .map(|item| match item {
+                    ListItem::Value(value) => ListItem::Value(last_wins(value)),
+                    ListItem::Comment(_) => item.clone(),
+                })
+                .collect(),
+        ),
+        Node::Scalar(_) => node.clone(),
+    }
+}
+
 fn field(map: &Map, key: &str) -> String {
-    crate::sops::tree::get(map, key)
-        .and_then(text_of)
-        .unwrap_or_default()
+    lookup(map, key).and_then(text_of).unwrap_or_default()
 }
 
 fn group_from(map: &Map) -> Result<KeyGroup, SopsError> {
-    let get = |key: &str| crate::sops::tree::get(map, key);
+    let get = |key: &str| lookup(map, key);
     let mut group = KeyGroup::default();
     for entry in entries(get("age")) {
         group.age.push(AgeKey {
@@ -120,11 +161,11 @@ fn group_from(map: &Map) -> Result<KeyGroup, SopsError> {
         });
     }
     for entry in entries(get("kms")) {
-        let mut context: Vec<(String, String)> = match crate::sops::tree::get(entry, "context") {
+        let mut context: Vec<(String, String)> = match lookup(entry, "context").map(last_wins) {
             Some(Node::Map(items)) => items
-                .iter()
+                .into_iter()
                 .filter_map(|item| match item {
-                    MapItem::Entry(k, v) => Some((k.clone(), text_of(v).unwrap_or_default())),
+                    MapItem::Entry(k, v) => Some((k, text_of(&v).unwrap_or_default())),
                     MapItem::Comment(_) => None,
                 })
                 .collect(),
@@ -144,7 +185,7 @@ fn group_from(map: &Map) -> Result<KeyGroup, SopsError> {
         for entry in entries(get(key_type)) {
             group
                 .other
-                .push((key_type.to_owned(), Node::Map(entry.clone())));
+                .push((key_type.to_owned(), last_wins(&Node::Map(entry.clone()))));
         }
     }
     Ok(group)
@@ -158,13 +199,13 @@ impl Metadata {
                 "the sops section is not a mapping".into(),
             ));
         };
-        let get = |key: &str| crate::sops::tree::get(map, key).and_then(text_of);
+        let get = |key: &str| lookup(map, key).and_then(text_of);
         let version = get("version").unwrap_or_default();
         if version.is_empty() {
             return Err(SopsError::Metadata("Version string empty".into()));
         }
         let mut key_groups = Vec::new();
-        for group in entries(crate::sops::tree::get(map, "key_groups")) {
+        for group in entries(lookup(map, "key_groups")) {
             key_groups.push(group_from(group)?);
         }
         if key_groups.is_empty() {
@@ -649,5 +690,40 @@ mod tests {
     fn version_is_required() {
         let node = Node::Map(vec![MapItem::Entry("mac".into(), Node::str("x"))]);
         assert!(Metadata::from_node(&node).is_err());
+    }
+
+    /// Found by fuzzing: JSON metadata whose entries repeat a key was kept with both, and
+    /// the YAML written from it repeated a mapping key, which YAML readers refuse.
+    #[test]
+    fn repeated_json_keys_read_as_the_last_as_go_reads_them() {
+        use crate::sops::store::{Format, Layout};
+        let json = br#"{"sops": {
+            "kms": [{"arn": "arn:a", "enc": "first", "enc": "e1",
+                     "context": {"app": "x", "app": "y"}}],
+            "pgp": [{"fp": "F1", "enc": "-----BEGIN PGP", "enc": "kept", "fp": "F2"}],
+            "lastmodified": "2026-01-01T00:00:00Z", "mac": "ENC[m]",
+            "version": "3.0.0", "version": "3.11.0"}}"#;
+        let (_, meta) = Format::Json.parse_encrypted(json).unwrap();
+        assert_eq!(meta.version, "3.11.0");
+        let group = &meta.key_groups[0];
+        assert_eq!(group.kms[0].enc, "e1");
+        assert_eq!(group.kms[0].context, vec![("app".into(), "y".into())]);
+        let Node::Map(pgp) = &group.other[0].1 else {
+            panic!("a pgp entry is a mapping")
+        };
+        let entries: Vec<(&str, &str)> = pgp
+            .iter()
+            .filter_map(|item| match item {
+                MapItem::Entry(k, v) => Some((k.as_str(), v.as_str()?)),
+                MapItem::Comment(_) => None,
+            })
+            .collect();
+        assert_eq!(entries, [("fp", "F2"), ("enc", "kept")]);
+        let tree = crate::sops::tree::Tree::new(vec![Vec::new()]);
+        let yaml = Format::Yaml
+            .emit_encrypted(&tree, &meta, &Layout::default())
+            .unwrap();
+        let (_, again) = Format::Yaml.parse_encrypted(&yaml).unwrap();
+        assert!(same(&meta, &again));
     }
 }

@@ -1,6 +1,11 @@
-//! The INI store: sections become top-level mappings (keys before the first section go
-//! to `DEFAULT`), `;`/`#` comments, `key = value` with `=` aligned per section; metadata
-//! in a `[sops]` section with flattened keys.
+//! The INI store: sections become top-level mappings, `;`/`#` comments, `key = value`
+//! with `=` aligned per section; metadata in a `[sops]` section with flattened keys.
+//!
+//! Sections are read as sops reads them (go-ini with non-unique sections): the tree
+//! always starts with the implicit `DEFAULT` section of the keys before the first header,
+//! empty if there are none, and an explicit `[DEFAULT]` is a section of its own. Only that
+//! first `DEFAULT` is written without a header (and not at all when empty), so every
+//! section reads back where it was.
 //!
 //! Comments are placed as sops places them: those above a section header are the
 //! section's first item; those above a key come right *after* that key in the tree (and
@@ -16,10 +21,10 @@ fn syntax(line: usize, message: &str) -> SopsError {
     }
 }
 
-/// Parses INI text into `{section: {key: value}}`.
+/// Parses INI text into `{section: {key: value}}`, the implicit `DEFAULT` section first.
 pub fn parse(text: &str) -> Result<Map, SopsError> {
     let mut doc = Map::new();
-    let mut section: Option<(String, Map)> = None;
+    let mut section = ("DEFAULT".to_owned(), Map::new());
     let mut pending: Vec<String> = Vec::new();
     let mut lines = text.lines().enumerate();
     while let Some((n, raw)) = lines.next() {
@@ -35,14 +40,15 @@ pub fn parse(text: &str) -> Result<Map, SopsError> {
             let name = name
                 .strip_suffix(']')
                 .ok_or_else(|| syntax(n + 1, "unterminated section header"))?;
-            if let Some((name, items)) = section.take() {
-                doc.push(MapItem::Entry(name, Node::Map(items)));
-            }
             // Comments above a section header belong to the section.
-            section = Some((
-                name.trim().to_owned(),
-                pending.drain(..).map(MapItem::Comment).collect(),
-            ));
+            let (name, items) = std::mem::replace(
+                &mut section,
+                (
+                    name.trim().to_owned(),
+                    pending.drain(..).map(MapItem::Comment).collect(),
+                ),
+            );
+            doc.push(MapItem::Entry(name, Node::Map(items)));
             continue;
         }
         let (key, value) = match line.split_once(['=', ':']) {
@@ -68,25 +74,24 @@ pub fn parse(text: &str) -> Result<Map, SopsError> {
         {
             value = value[1..value.len() - 1].to_owned();
         }
-        let (_, items) = section.get_or_insert_with(|| ("DEFAULT".to_owned(), Map::new()));
+        let (_, items) = &mut section;
         items.push(MapItem::Entry(
             key.to_owned(),
             Node::Scalar(Scalar::Str(value)),
         ));
         items.extend(pending.drain(..).map(MapItem::Comment));
     }
-    if let Some((name, mut items)) = section.take() {
-        items.extend(pending.drain(..).map(MapItem::Comment));
-        doc.push(MapItem::Entry(name, Node::Map(items)));
-    }
-    doc.extend(pending.into_iter().map(MapItem::Comment));
+    let (name, mut items) = section;
+    items.extend(pending.into_iter().map(MapItem::Comment));
+    doc.push(MapItem::Entry(name, Node::Map(items)));
     Ok(doc)
 }
 
-/// Writes INI text: one section per top-level mapping, `DEFAULT` without a header.
+/// Writes INI text: one section per top-level mapping, a first `DEFAULT` without a header.
 pub fn emit(doc: &Map) -> Result<String, SopsError> {
     let mut out = String::new();
     let mut first = true;
+    let mut sections = 0;
     for item in doc {
         match item {
             MapItem::Comment(text) => {
@@ -95,6 +100,11 @@ pub fn emit(doc: &Map) -> Result<String, SopsError> {
                 out.push('\n');
             }
             MapItem::Entry(name, Node::Map(items)) => {
+                sections += 1;
+                let implicit = sections == 1 && name == "DEFAULT";
+                if implicit && items.is_empty() {
+                    continue;
+                }
                 if !first {
                     out.push('\n');
                 }
@@ -112,7 +122,7 @@ pub fn emit(doc: &Map) -> Result<String, SopsError> {
                     }
                 }
                 let items = &items[lead..];
-                if name != "DEFAULT" {
+                if !implicit {
                     out.push('[');
                     out.push_str(name);
                     out.push_str("]\n");
@@ -158,4 +168,69 @@ pub fn emit(doc: &Map) -> Result<String, SopsError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section_names(doc: &Map) -> Vec<&str> {
+        doc.iter()
+            .filter_map(|item| match item {
+                MapItem::Entry(name, _) => Some(name.as_str()),
+                MapItem::Comment(_) => None,
+            })
+            .collect()
+    }
+
+    /// The keys and comments of each section, in order (comments as `#text`).
+    fn layout(doc: &Map) -> Vec<Vec<String>> {
+        doc.iter()
+            .filter_map(|item| match item {
+                MapItem::Entry(_, Node::Map(items)) => Some(
+                    items
+                        .iter()
+                        .map(|item| match item {
+                            MapItem::Entry(key, _) => key.clone(),
+                            MapItem::Comment(text) => format!("#{text}"),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sections_are_read_as_sops_reads_them() {
+        let doc = parse("[s]\nb = 2\n").unwrap();
+        assert_eq!(section_names(&doc), ["DEFAULT", "s"]);
+        assert_eq!(layout(&doc), [vec![], vec!["b".to_owned()]]);
+        let doc = parse("x = 0\n[DEFAULT]\na = 1\n[s]\nb = 2\n").unwrap();
+        assert_eq!(section_names(&doc), ["DEFAULT", "DEFAULT", "s"]);
+    }
+
+    /// Found by fuzzing: a comment above an explicit `[DEFAULT]` was written without the
+    /// header and read back as the first key's comment; and a `DEFAULT` section after
+    /// another was written without its header, so its keys moved into the section before
+    /// it (and an encrypted file no longer decrypted).
+    #[test]
+    fn every_section_reads_back_where_it_was() {
+        let texts = [
+            "; \u{a0}\0key_outside jjjjn\0\0\0jjjjjjjjjjjj\x002\n\n[DEFAULT]\n_= 1\nnop = 2\n",
+            "[s]\nb = 2\n[DEFAULT]\na = 1\n",
+            "x = 0\n[DEFAULT]\na = 1\n",
+            "; c\na = 1\n[s]\n; d\nb = 2\n",
+        ];
+        for text in texts {
+            let doc = parse(text).unwrap();
+            let out = emit(&doc).unwrap();
+            let again = parse(&out).unwrap();
+            assert_eq!(section_names(&again), section_names(&doc), "{out:?}");
+            assert_eq!(layout(&again), layout(&doc), "{out:?}");
+            assert_eq!(emit(&again).unwrap(), out);
+        }
+        let out = emit(&parse("[s]\nb = 2\n[DEFAULT]\na = 1\n").unwrap()).unwrap();
+        assert_eq!(out, "[s]\nb = 2\n\n[DEFAULT]\na = 1\n");
+    }
 }
