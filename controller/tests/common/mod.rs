@@ -485,3 +485,66 @@ pub fn never_deleted_or_emptied(
     }
     seen
 }
+
+/// Neither a value nor its base64 appears in `texts` (name, text), in the status of any
+/// SealedSecret, SopsSecret, ExternalSecret, SecretStore or ClusterSecretStore, or in any
+/// event. Returns how many events it read.
+pub async fn no_values_outside_secrets(
+    cluster: &Cluster,
+    texts: &[(&str, &str)],
+    values: &[&str],
+) -> usize {
+    /// The statuses of every object of a kind, as JSON.
+    async fn statuses<K>(cluster: &Cluster, status: impl Fn(&K) -> String) -> String
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::all(cluster.client.clone());
+        let items = api.list(&Default::default()).await.unwrap().items;
+        items.iter().map(status).collect()
+    }
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(cluster.client.clone());
+    let events = events.list(&Default::default()).await.unwrap().items;
+    let count = events.len();
+    let events = serde_json::to_string(&events).unwrap();
+    let statuses = [
+        statuses(cluster, |o: &gitseal_api::SealedSecret| {
+            serde_json::to_string(&o.status).unwrap()
+        })
+        .await,
+        statuses(cluster, |o: &gitseal_api::SopsSecret| {
+            serde_json::to_string(&o.status).unwrap()
+        })
+        .await,
+        statuses(cluster, |o: &gitseal_api::ExternalSecret| {
+            serde_json::to_string(&o.status).unwrap()
+        })
+        .await,
+        statuses(cluster, |o: &gitseal_api::SecretStore| {
+            serde_json::to_string(&o.status).unwrap()
+        })
+        .await,
+        statuses(cluster, |o: &gitseal_api::ClusterSecretStore| {
+            serde_json::to_string(&o.status).unwrap()
+        })
+        .await,
+    ]
+    .concat();
+    let mut places = vec![("events", events.as_str()), ("statuses", statuses.as_str())];
+    places.extend_from_slice(texts);
+    for value in values {
+        for (place, text) in &places {
+            assert!(!text.contains(value), "{value} leaked into the {place}");
+            assert!(
+                !text.contains(&base64_of(value)),
+                "base64 of {value} leaked into the {place}"
+            );
+        }
+    }
+    count
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
