@@ -225,6 +225,48 @@ pub(crate) fn too_deep(at: &str) -> String {
     format!("nesting deeper than {MAX_DEPTH} levels{at}")
 }
 
+/// About how many bytes a text store writes for `items` at nesting `level`, indented by
+/// `indent` bytes a level: keys, scalars, comments, indentation and punctuation, escapes
+/// not counted. The writers allocate this much at once, so that a large output is not
+/// copied as it grows. Recursive like the writers: trees are within `limits::MAX_DEPTH`.
+pub fn text_size<'a>(
+    items: impl IntoIterator<Item = &'a MapItem>,
+    level: usize,
+    indent: usize,
+) -> usize {
+    fn node_size(node: &Node, level: usize, indent: usize) -> usize {
+        match node {
+            Node::Scalar(Scalar::Str(text) | Scalar::Number(text) | Scalar::Time(text)) => {
+                text.len() + 2
+            }
+            Node::Scalar(Scalar::Bytes(bytes)) => bytes.len() + 2,
+            Node::Scalar(_) => 8,
+            Node::Map(map) => text_size(map, level + 1, indent) + level * indent + 4,
+            Node::List(list) => {
+                let items: usize = list
+                    .iter()
+                    .map(|item| match item {
+                        ListItem::Value(value) => node_size(value, level + 1, indent),
+                        ListItem::Comment(text) => text.len(),
+                    })
+                    .sum();
+                items + list.len() * ((level + 1) * indent + 4) + level * indent + 4
+            }
+        }
+    }
+    items
+        .into_iter()
+        .map(|item| {
+            level * indent
+                + 6
+                + match item {
+                    MapItem::Entry(key, value) => key.len() + node_size(value, level, indent),
+                    MapItem::Comment(text) => text.len(),
+                }
+        })
+        .sum()
+}
+
 /// How many levels of mappings and lists `node` holds: 0 for a scalar, 1 for a mapping of
 /// scalars (or an empty one), and so on. Iterative, so any tree can be measured.
 pub fn height(node: &Node) -> usize {

@@ -286,7 +286,8 @@ pub fn emit(map: &Map, indent: Option<usize>) -> String {
 /// [`emit`] with `trailer` (the `sops` entry) appended to the object.
 pub fn emit_with(map: &Map, indent: Option<usize>, trailer: &[MapItem]) -> String {
     let unit = indent_unit(indent);
-    let mut out = String::with_capacity(map.len() * 64);
+    let size = crate::sops::tree::text_size(map.iter().chain(trailer), 0, unit.len());
+    let mut out = String::with_capacity(size + size / 16);
     write_entries(map.iter().chain(trailer), &unit, 0, &mut out);
     out.push('\n');
     out

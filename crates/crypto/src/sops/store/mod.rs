@@ -329,6 +329,30 @@ mod tests {
         out
     }
 
+    /// The writers' first allocation ([`tree::text_size`]) is close to what they write: a
+    /// little more, so that the output is not copied as it grows, and not much more.
+    #[test]
+    fn writers_allocate_about_what_they_write() {
+        let value = "ENC[AES256_GCM,data:aGVsbG8=,iv:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=,tag:MTIzNDU2Nzg5MDEyMzQ1Ng==,type:str]";
+        let flat: Map = (0..500)
+            .map(|i| MapItem::Entry(format!("key{i:06}"), Node::str(value)))
+            .collect();
+        let nested: Map = (0..5)
+            .map(|g| MapItem::Entry(format!("group{g}"), Node::Map(flat[..100].to_vec())))
+            .collect();
+        for doc in [flat, nested] {
+            for (text, indent) in [
+                (json::emit(&doc, None), 1),
+                (json::emit(&doc, Some(4)), 4),
+                (yaml::emit(std::slice::from_ref(&doc), 4), 4),
+            ] {
+                let size = tree::text_size(&doc, 0, indent);
+                let ratio = size as f64 / text.len() as f64;
+                assert!((0.95..1.2).contains(&ratio), "{ratio}");
+            }
+        }
+    }
+
     #[test]
     fn ini_and_dotenv_metadata_is_read_in_any_order() {
         for recipients in 1..=4 {

@@ -34,7 +34,11 @@ pub fn emit(documents: &[Map], indent: usize) -> String {
 /// the only document when there is none.
 pub fn emit_with(documents: &[Map], indent: usize, trailer: &[MapItem]) -> String {
     let indent = go_yaml_indent(indent);
-    let mut out = String::with_capacity(documents.iter().map(Vec::len).sum::<usize>() * 64);
+    let size: usize = documents
+        .iter()
+        .map(|map| crate::sops::tree::text_size(map.iter().chain(trailer), 0, indent))
+        .sum();
+    let mut out = String::with_capacity(size + size / 16);
     let empty = [Map::new()];
     let documents = if documents.is_empty() && !trailer.is_empty() {
         &empty[..]
