@@ -495,39 +495,31 @@ pub async fn no_values_outside_secrets(
     values: &[&str],
 ) -> usize {
     /// The statuses of every object of a kind, as JSON.
-    async fn statuses<K>(cluster: &Cluster, status: impl Fn(&K) -> String) -> String
+    async fn statuses<K>(cluster: &Cluster) -> String
     where
-        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
     {
         let api: Api<K> = Api::all(cluster.client.clone());
         let items = api.list(&Default::default()).await.unwrap().items;
-        items.iter().map(status).collect()
+        items
+            .iter()
+            .map(|item| serde_json::to_value(item).unwrap()["status"].to_string())
+            .collect()
     }
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(cluster.client.clone());
     let events = events.list(&Default::default()).await.unwrap().items;
     let count = events.len();
     let events = serde_json::to_string(&events).unwrap();
     let statuses = [
-        statuses(cluster, |o: &gitseal_api::SealedSecret| {
-            serde_json::to_string(&o.status).unwrap()
-        })
-        .await,
-        statuses(cluster, |o: &gitseal_api::SopsSecret| {
-            serde_json::to_string(&o.status).unwrap()
-        })
-        .await,
-        statuses(cluster, |o: &gitseal_api::ExternalSecret| {
-            serde_json::to_string(&o.status).unwrap()
-        })
-        .await,
-        statuses(cluster, |o: &gitseal_api::SecretStore| {
-            serde_json::to_string(&o.status).unwrap()
-        })
-        .await,
-        statuses(cluster, |o: &gitseal_api::ClusterSecretStore| {
-            serde_json::to_string(&o.status).unwrap()
-        })
-        .await,
+        statuses::<gitseal_api::SealedSecret>(cluster).await,
+        statuses::<gitseal_api::SopsSecret>(cluster).await,
+        statuses::<gitseal_api::ExternalSecret>(cluster).await,
+        statuses::<gitseal_api::SecretStore>(cluster).await,
+        statuses::<gitseal_api::ClusterSecretStore>(cluster).await,
     ]
     .concat();
     let mut places = vec![("events", events.as_str()), ("statuses", statuses.as_str())];
