@@ -340,7 +340,7 @@ impl<'a> Reader<'a> {
                 return None;
             }
             self.at += 1;
-            let value = self.value(col, rest, &mut |comment| {
+            let value = self.value(col, rest, true, &mut |comment| {
                 items.push(MapItem::Comment(comment));
             })?;
             items.push(MapItem::Entry(key, value));
@@ -355,8 +355,15 @@ impl<'a> Reader<'a> {
     }
 
     /// The value after `key:` (at `col`) or `- `, whose same-line comment goes to
-    /// `before` (placed before the entry or item).
-    fn value(&mut self, col: usize, rest: &str, before: &mut dyn FnMut(String)) -> Option<Node> {
+    /// `before` (placed before the entry or item). After a key (`of_key`), a sequence may
+    /// start at the key's own column; after a dash, a dash at its column is the next item.
+    fn value(
+        &mut self,
+        col: usize,
+        rest: &str,
+        of_key: bool,
+        before: &mut dyn FnMut(String),
+    ) -> Option<Node> {
         match inline(rest)? {
             Inline::Value(node, comment) => {
                 if let Some(comment) = comment {
@@ -382,7 +389,7 @@ impl<'a> Reader<'a> {
                     return Some(Node::Scalar(Scalar::Null));
                 };
                 let is_item = next.content.starts_with("- ") || next.content == "-";
-                if next.indent > col || (next.indent == col && is_item) {
+                if next.indent > col || (of_key && next.indent == col && is_item) {
                     let below: Vec<Comment> = self.pending.drain(below_from..).collect();
                     return if is_item {
                         let mut list: Vec<ListItem> = below
@@ -443,7 +450,7 @@ impl<'a> Reader<'a> {
             }
             self.at += 1;
             let mut comments = Vec::new();
-            let value = self.value(col, rest, &mut |comment| comments.push(comment))?;
+            let value = self.value(col, rest, false, &mut |comment| comments.push(comment))?;
             items.extend(comments.into_iter().map(ListItem::Comment));
             items.push(ListItem::Value(value));
         }
@@ -533,6 +540,21 @@ mod tests {
             emit(&slow, 4)
         );
         true
+    }
+
+    #[test]
+    fn a_dash_after_a_bare_dash_is_the_next_item() {
+        // Found by the sops_yaml fuzz target: after an item with no value (`-`), a dash at
+        // the same column was read as the start of a sequence nested in that item, as it
+        // would be after a key (`key:` then `- x`: an indentless sequence).
+        for text in [
+            "t:\n\n-\n\n-\n# le\n\n-\n\n-",
+            "t:\n-\n-\n",
+            "t:\n  -\n  # c\n  -\n",
+            "t:\n  - a:\n  - b\n",
+        ] {
+            assert!(agree(text), "{text:?}");
+        }
     }
 
     #[test]
