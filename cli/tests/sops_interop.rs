@@ -288,6 +288,36 @@ fn every_store_type_round_trips_both_ways() {
     }
 }
 
+/// Documents of 1,024 values or more are encrypted on every CPU, cut into runs of
+/// top-level items of about the same number of values; sops checks the MAC of the result.
+#[test]
+fn documents_split_over_the_cpus_decrypt_with_sops() {
+    let Some(env) = Env::new("split") else {
+        return;
+    };
+    let recipient = env.recipient(0);
+    let group = |g: usize, n: usize| {
+        let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\": \"v{g}.{i}\"")).collect();
+        format!("\"group{g}\": {{{}}}", keys.join(", "))
+    };
+    // Groups of very different sizes, and many equal ones.
+    let uneven: Vec<String> = [3, 1000, 5, 400, 1]
+        .iter()
+        .enumerate()
+        .map(|(g, n)| group(g, *n))
+        .collect();
+    let even: Vec<String> = (0..24).map(|g| group(g, 60)).collect();
+    for (name, groups) in [("uneven.json", uneven), ("even.json", even)] {
+        let plain = env.write(name, format!("{{{}}}", groups.join(", ")).as_bytes());
+        let ours = env.gitseal(&["encrypt", "--age", &recipient, &plain]);
+        let file = env.write(&format!("ours.{name}"), &ours);
+        let expected = env.same_plaintext(&file);
+        let by_sops = env.sops(&["encrypt", "--age", &recipient, &plain]);
+        let sops_file = env.write(&format!("sops.{name}"), &by_sops);
+        assert_eq!(env.same_plaintext(&sops_file), expected, "{name}");
+    }
+}
+
 #[test]
 fn selection_options_recipients_and_shamir_agree() {
     let Some(env) = Env::new("options") else {

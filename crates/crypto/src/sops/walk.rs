@@ -188,12 +188,62 @@ struct Walker<'a> {
     scope: Scope,
 }
 
-/// A document with at least this many top-level items is split over the CPUs.
+/// A document with at least this many values (and comments) is split over the CPUs.
 const PARALLEL_MIN_ITEMS: usize = 1024;
 
+/// How many values and comments `items` hold, at every level: the work of walking them.
+fn weight(items: &[MapItem]) -> usize {
+    fn node(value: &Node) -> usize {
+        match value {
+            Node::Scalar(_) => 1,
+            Node::Map(map) => weight(map),
+            Node::List(list) => list
+                .iter()
+                .map(|item| match item {
+                    ListItem::Value(value) => node(value),
+                    ListItem::Comment(_) => 1,
+                })
+                .sum(),
+        }
+    }
+    items
+        .iter()
+        .map(|item| match item {
+            MapItem::Entry(_, value) => node(value),
+            MapItem::Comment(_) => 1,
+        })
+        .sum()
+}
+
+/// `map` cut into at most `parts` runs of top-level items holding about the same weight.
+fn balanced(map: &mut [MapItem], parts: usize) -> Vec<&mut [MapItem]> {
+    let weights: Vec<usize> = map
+        .iter()
+        .map(|item| weight(std::slice::from_ref(item)))
+        .collect();
+    let total: usize = weights.iter().sum();
+    let mut runs = Vec::with_capacity(parts);
+    let mut rest = map;
+    let (mut at, mut done) = (0, 0);
+    for part in 1..parts {
+        let mut end = at;
+        while end < weights.len() && done + weights[end] / 2 < total * part / parts {
+            done += weights[end];
+            end += 1;
+        }
+        let (run, tail) = std::mem::take(&mut rest).split_at_mut(end - at);
+        runs.push(run);
+        rest = tail;
+        at = end;
+    }
+    runs.push(rest);
+    runs
+}
+
 /// Walks every document in `mode`; large documents are split into runs of top-level items
-/// walked on every CPU, unless a comment-regex selection (whose comment stack spans the
-/// whole level) or an IV stash being filled needs one walk in order.
+/// of about the same weight, walked on every CPU, unless a comment-regex selection (whose
+/// comment stack spans the whole level) or an IV stash being filled needs one walk in
+/// order.
 fn walk(
     tree: &mut Tree,
     cipher: &ValueCipher,
@@ -208,7 +258,10 @@ fn walk(
     };
     let large = !selection.uses_comments()
         && !matches!(mode, Mode::Decrypt(Some(_)))
-        && tree.documents.iter().any(|d| d.len() >= PARALLEL_MIN_ITEMS);
+        && tree
+            .documents
+            .iter()
+            .any(|d| d.len() > 1 && weight(d) >= PARALLEL_MIN_ITEMS);
     // Asked only for a large document: the answer reads cgroup files, a cost a one-shot
     // command on a small file would notice.
     let threads = if large {
@@ -230,10 +283,9 @@ fn walk(
     }
     let mut hasher = MacHasher::new(mac_only_encrypted);
     for map in &mut tree.documents {
-        let chunk = map.len().div_ceil(threads).max(1);
         let parts: Vec<Result<Zeroizing<Vec<u8>>, SopsError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = map
-                .chunks_mut(chunk)
+            let workers: Vec<_> = balanced(map, threads)
+                .into_iter()
                 .map(|part| {
                     scope.spawn(move || {
                         let mode = match encrypt_stash {
@@ -680,6 +732,42 @@ mod tests {
             panic!("a broken value decrypted");
         };
         assert!(error.to_string().starts_with("k4:"), "{error}");
+    }
+
+    #[test]
+    fn nested_documents_are_split_by_weight_and_give_the_sequential_result() {
+        let group = |g: usize, n: usize| {
+            let keys = (0..n)
+                .map(|i| MapItem::Entry(format!("k{i}"), Node::str(format!("v{g}.{i}"))))
+                .collect();
+            MapItem::Entry(format!("group{g}"), Node::Map(keys))
+        };
+        // Two parts of about the same number of values, whatever the number of items.
+        let mut map: Map = [1, 1, 1, 1, 96]
+            .iter()
+            .enumerate()
+            .map(|(g, n)| group(g, *n))
+            .collect();
+        let sizes: Vec<usize> = balanced(&mut map, 2)
+            .iter()
+            .map(|run| weight(run))
+            .collect();
+        assert_eq!(sizes, [4, 96]);
+        let mut map: Map = (0..20).map(|g| group(g, 100)).collect();
+        let sizes: Vec<usize> = balanced(&mut map, 3).iter().map(|run| run.len()).collect();
+        assert_eq!(sizes, [7, 6, 7]);
+        assert_eq!(balanced(&mut map, 1).len(), 1);
+
+        // 20 top-level items, 2,000 values: walked in parallel, as the sequential walk.
+        let key = DataKey::generate();
+        let cipher = ValueCipher::new(&key);
+        let selection = Selection::All;
+        let mut tree = Tree::new(vec![map.clone()]);
+        let mac = encrypt(&mut tree, &cipher, &selection, false, None).unwrap();
+        let mut stash = IvStash::default();
+        let sequential = decrypt(&mut tree, &cipher, &selection, false, Some(&mut stash)).unwrap();
+        assert_eq!(sequential.expose(), mac.expose());
+        assert!(tree.documents[0] == map);
     }
 
     #[test]
