@@ -276,7 +276,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn comments_before(&mut self, span: &Span) {
+    fn comments_before(&mut self, span: &Span, event: &Event<'_>) {
         let start = self.cursor.byte_of(span.start.index());
         if start > self.last_end && self.text[self.last_end..start].contains('#') {
             gap_comments(
@@ -290,9 +290,13 @@ impl Reader<'_> {
         let end = self.cursor.byte_of(span.end.index());
         // The parser's spans of quoted scalars with escapes and of flow-collection ends
         // can run on over what follows (a trailing comment): end them where they end.
-        let end = match self.text.as_bytes().get(start) {
-            Some(b']' | b'}') => start + 1,
-            Some(&quote @ (b'"' | b'\'')) => quoted_end(self.text, start, quote).unwrap_or(end),
+        // (Only for those events: a block scalar's text may start with `}` or a quote.)
+        let end = match (event, self.text.as_bytes().get(start)) {
+            (Event::MappingEnd | Event::SequenceEnd, Some(b']' | b'}')) => start + 1,
+            (
+                Event::Scalar(_, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted, ..),
+                Some(&quote @ (b'"' | b'\'')),
+            ) => quoted_end(self.text, start, quote).unwrap_or(end),
             _ => end,
         };
         self.last_end = self.last_end.max(end);
@@ -342,7 +346,7 @@ impl Reader<'_> {
     }
 
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), SopsError> {
-        self.comments_before(&span);
+        self.comments_before(&span, &event);
         self.last_was_value = false;
         match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => Ok(()),

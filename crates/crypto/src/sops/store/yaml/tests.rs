@@ -239,3 +239,29 @@ fn a_lone_cr_ends_a_comment() {
     let crlf = parse("a: 1 # one\r\n# two\r\nb: 2\r\n").unwrap();
     assert!(parse(&emit(&crlf, 4)).unwrap() == crlf);
 }
+
+#[test]
+fn block_scalars_starting_with_a_bracket_or_a_quote_hold_their_hashes() {
+    // Found by the sops_yaml fuzz target: the general reader ended a block scalar whose
+    // text starts with `}` (or a quote) where a flow collection (or quoted scalar) starting
+    // there would end, and read the rest of its line as a comment.
+    for (text, value) in [
+        ("e: |\n } #\n", "} #\n"),
+        ("e: |-\n ] # x\nf: 1\n", "] # x"),
+        ("e: >\n \"a\" #x\n", "\"a\" #x\n"),
+        ("e: |\n 'a' # x\n", "'a' # x\n"),
+    ] {
+        let docs = parse_events(text).unwrap();
+        assert!(
+            matches!(&docs[0][0], MapItem::Entry(k, v) if k == "e" && v.as_str() == Some(value)),
+            "{text:?}: {:?}",
+            emit(&docs, 4)
+        );
+        assert!(
+            docs[0]
+                .iter()
+                .all(|item| matches!(item, MapItem::Entry(..))),
+            "{text:?}"
+        );
+    }
+}
