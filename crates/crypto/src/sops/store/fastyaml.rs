@@ -390,6 +390,11 @@ impl<'a> Reader<'a> {
                 };
                 let is_item = next.content.starts_with("- ") || next.content == "-";
                 if next.indent > col || (of_key && next.indent == col && is_item) {
+                    // Comments between a bare dash and its block: the general reader files
+                    // them before the item.
+                    if !of_key && self.pending.len() > below_from {
+                        return None;
+                    }
                     let below: Vec<Comment> = self.pending.drain(below_from..).collect();
                     return if is_item {
                         let mut list: Vec<ListItem> = below
@@ -540,6 +545,17 @@ mod tests {
             emit(&slow, 4)
         );
         true
+    }
+
+    #[test]
+    fn comments_between_a_bare_dash_and_its_block_are_left_to_the_general_reader() {
+        // Found by the sops_yaml fuzz target: the fast reader put them in the block, as
+        // it does after a key; the general reader files them before the item.
+        for text in ["t:\n\n-\n\n#-\n le7]:", "t:\n- \n  # c\n  a: 1\n"] {
+            assert!(parse(text).is_none(), "{text:?}");
+            parse_events(text).unwrap();
+        }
+        assert!(agree("t:\n-\n  a: 1\nk:\n  # c\n  b: 2\n"));
     }
 
     #[test]
