@@ -181,6 +181,19 @@ impl Env {
         name.to_owned()
     }
 
+    /// `content`, written as `name`, encrypted by sops and by gitseal to `recipient`: both
+    /// tools decrypt both files to the same bytes. Returns the name of gitseal's file.
+    fn encrypt_both_ways(&self, name: &str, content: &[u8], recipient: &str) -> String {
+        let plain = self.write(name, content);
+        let by_sops = self.sops(&["encrypt", "--age", recipient, &plain]);
+        let sops_file = self.write(&format!("sops.{name}"), &by_sops);
+        let expected = self.same_plaintext(&sops_file);
+        let by_us = self.gitseal(&["encrypt", "--age", recipient, &plain]);
+        let our_file = self.write(&format!("ours.{name}"), &by_us);
+        assert_eq!(self.same_plaintext(&our_file), expected, "{name}");
+        our_file
+    }
+
     /// Both tools decrypt `file` to the same bytes; returns them.
     fn same_plaintext(&self, file: &str) -> Vec<u8> {
         let theirs = self.sops(&["decrypt", file]);
@@ -264,13 +277,7 @@ fn every_store_type_round_trips_both_ways() {
         ("multi.yaml", b"a: 1\n---\n# second\nb: [x, y]\n---\nc: {d: e}\n"),
     ];
     for (name, content) in files {
-        let plain = env.write(name, content);
-        let by_sops = env.sops(&["encrypt", "--age", &recipient, &plain]);
-        let sops_file = env.write(&format!("sops.{name}"), &by_sops);
-        let expected = env.same_plaintext(&sops_file);
-        let by_us = env.gitseal(&["encrypt", "--age", &recipient, &plain]);
-        let our_file = env.write(&format!("ours.{name}"), &by_us);
-        assert_eq!(env.same_plaintext(&our_file), expected, "{name}");
+        let our_file = env.encrypt_both_ways(name, content, &recipient);
         if name.ends_with(".ini") {
             // The sections as a tree (with the empty implicit `DEFAULT`), as sops reads them.
             let json = ["decrypt", "--output-type", "json", our_file.as_str()];
@@ -308,13 +315,8 @@ fn documents_split_over_the_cpus_decrypt_with_sops() {
         .collect();
     let even: Vec<String> = (0..24).map(|g| group(g, 60)).collect();
     for (name, groups) in [("uneven.json", uneven), ("even.json", even)] {
-        let plain = env.write(name, format!("{{{}}}", groups.join(", ")).as_bytes());
-        let ours = env.gitseal(&["encrypt", "--age", &recipient, &plain]);
-        let file = env.write(&format!("ours.{name}"), &ours);
-        let expected = env.same_plaintext(&file);
-        let by_sops = env.sops(&["encrypt", "--age", &recipient, &plain]);
-        let sops_file = env.write(&format!("sops.{name}"), &by_sops);
-        assert_eq!(env.same_plaintext(&sops_file), expected, "{name}");
+        let content = format!("{{{}}}", groups.join(", "));
+        env.encrypt_both_ways(name, content.as_bytes(), &recipient);
     }
 }
 
