@@ -137,11 +137,37 @@ impl Emitter<'_> {
                         pad(self.out, col);
                     }
                     inline = false;
+                    if key.len() > MAX_SIMPLE_KEY {
+                        self.explicit_entry(key, value, col);
+                        continue;
+                    }
                     self.out.push_str(&key_repr(key));
                     self.out.push(':');
                     self.value(value, col, self.child(col));
                 }
             }
+        }
+    }
+
+    /// Writes `? key` and `: value` (the key already indented to `col`), as go-yaml writes
+    /// a key too long to be a simple key; a nested block starts on the `:` line.
+    fn explicit_entry(&mut self, key: &str, value: &Node, col: usize) {
+        self.out.push_str("? ");
+        self.out.push_str(&key_repr(key));
+        self.out.push('\n');
+        pad(self.out, col);
+        self.out.push(':');
+        let nested = self.child(col);
+        match value {
+            Node::Map(map) if map.iter().any(|i| matches!(i, MapItem::Entry(..))) => {
+                pad(self.out, nested - col - 1);
+                self.map(map, nested, true);
+            }
+            Node::List(list) if list.iter().any(|i| matches!(i, ListItem::Value(_))) => {
+                pad(self.out, nested - col - 1);
+                self.list(list, nested, true);
+            }
+            other => self.value(other, col, nested),
         }
     }
 
@@ -234,6 +260,11 @@ impl Emitter<'_> {
         self.out.push('\n');
     }
 }
+
+/// The longest key (in bytes) that go-yaml writes as a simple key (`key: value`); a
+/// longer one is written as an explicit key (`? key`, then `: value`). YAML readers take
+/// simple keys of at most 1,024 characters.
+const MAX_SIMPLE_KEY: usize = 128;
 
 /// A key as go-yaml writes it (the merge key `<<` tagged, as go-yaml does).
 fn key_repr(key: &str) -> String {

@@ -265,3 +265,25 @@ fn block_scalars_starting_with_a_bracket_or_a_quote_hold_their_hashes() {
         );
     }
 }
+
+#[test]
+fn keys_longer_than_128_bytes_are_written_as_explicit_keys() {
+    // Found by the sops_yaml fuzz target: a key of more than 1,024 characters was written
+    // as a simple key, which no YAML reader takes. go-yaml (and so sops 3.11.0, whose
+    // output this is) writes any key of more than 128 bytes as `? key` / `: value`.
+    let long = "k".repeat(130);
+    let edge = "k".repeat(128);
+    let text = format!(
+        "{long}: v\n{edge}: w\n{long}x:\n    n: 1\n    {long}: [1, 2]\nlst:\n    - {long}: 3\n    - {long}:\n        - a\n    - {long}:\n        b: 1\n        c: 2\n    - x:\n        {long}:\n            - z\n"
+    );
+    let expected = format!(
+        "? {long}\n: v\n{edge}: w\n? {long}x\n:   \"n\": 1\n    ? {long}\n    :   - 1\n        - 2\nlst:\n    - ? {long}\n      : 3\n    - ? {long}\n      : - a\n    - ? {long}\n      : b: 1\n        c: 2\n    - x:\n        ? {long}\n        :   - z\n"
+    );
+    let docs = parse(&text).unwrap();
+    let written = emit(&docs, 4);
+    assert_eq!(written, expected);
+    assert!(parse(&written).unwrap() == docs);
+    let huge = format!("\"{}\": 1\n", "x\\f".repeat(600));
+    let docs = parse(&huge).unwrap();
+    assert!(parse(&emit(&docs, 4)).unwrap() == docs);
+}
